@@ -1,0 +1,146 @@
+"""Personas and prompts: the one owner of the prompt format.
+
+A respondent's demographics become a persona; the persona is asked one survey question and
+told to reply with one option letter. Everything that reads answers from a model goes
+through `render_prompt` and `answer_token_ids`, and `tests/test_prompts.py` pins the exact
+rendered string, so the format cannot drift silently (bump PROMPT_VERSION when it changes:
+cached logits are keyed by it).
+
+Decisions recorded here:
+- The question comes before the persona. Every persona asked the same question then
+  shares the whole prompt up to the persona, so the engine runs that shared prefix through
+  the model once and only the short persona part per respondent (`engine.scoring`).
+  The prefix ends on a newline, so tokenizing prefix and persona separately gives the same
+  tokens as tokenizing the whole prompt (a test checks this).
+- Options are labelled A, B, C... The assistant's reply starts right after the chat
+  template's "assistant" line, so its first token is "A" with no leading space; " A" is a
+  different token, and some models prefer it. The answer probability of an option is read
+  from both variants, combined with log-sum-exp (as OpinionQA checks both).
+- The optional stimulus (an ad, a concept description, a message) is shown before the
+  question: the paper's intervention slot and a market researcher's concept test.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+import pandas as pd
+
+from engine.errors import FocusgroupError
+from engine.surveys.model import DemographicField, Question
+
+PROMPT_VERSION = "1"
+OPTION_LETTERS = string.ascii_uppercase
+
+SYSTEM_PROMPT = (
+    "You are taking part in a survey. Act as the person described at the end of the "
+    "message and answer exactly as they would. Do not break character."
+)
+REPLY_INSTRUCTION = "Please reply with just the option letter."
+PERSONA_HEADER = "You are this person:"
+
+
+def option_letters(question: Question) -> list[str]:
+    """The label shown before each option: A, B, C..."""
+    if len(question.options) > len(OPTION_LETTERS):
+        raise FocusgroupError(
+            f"Question {question.id!r} has {len(question.options)} options; at most "
+            f"{len(OPTION_LETTERS)} can be shown to the model."
+        )
+    return list(OPTION_LETTERS[: len(question.options)])
+
+
+def render_persona(fields: tuple[DemographicField, ...], row: pd.Series) -> str:
+    """One line per known demographic value ("Age: 30-44"); unknown values are left out."""
+    lines = []
+    for field in fields:
+        value = row.get(field.name)
+        if value is not None and not pd.isna(value):
+            lines.append(f"{field.label}: {value}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt split where personas begin: `prefix + persona_part` is the whole text."""
+
+    prefix: str
+    persona_part: str
+
+    @property
+    def text(self) -> str:
+        return self.prefix + self.persona_part
+
+
+def question_block(question: Question, stimulus: str | None = None) -> str:
+    """The question with its lettered options and the reply instruction."""
+    parts = []
+    if stimulus and stimulus.strip():
+        parts.append(f"First, read this:\n\"{stimulus.strip()}\"\n")
+    parts.append(f"Question: {question.text.strip()}")
+    for letter, label in zip(option_letters(question), question.labels):
+        parts.append(f"{letter}. {label}")
+    parts.append(REPLY_INSTRUCTION)
+    return "\n".join(parts)
+
+
+PERSONA_SLOT = "\x00persona\x00"
+
+
+def render_prompt(tokenizer, question: Question, persona: str, stimulus: str | None = None) -> Prompt:
+    """The full prompt for one persona and question, through the model's chat template.
+
+    Models without a chat template get the same messages as plain "System:/User:/Assistant:"
+    turns.
+    """
+    user = f"{question_block(question, stimulus)}\n\n{PERSONA_HEADER}\n{PERSONA_SLOT}"
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    else:
+        text = f"System: {SYSTEM_PROMPT}\n\nUser: {user}\n\nAssistant:"
+    prefix, _, rest = text.partition(PERSONA_SLOT)
+    return Prompt(prefix=prefix, persona_part=persona + rest)
+
+
+def answer_token_ids(tokenizer, question: Question) -> list[list[int]]:
+    """For each option, the token ids that start an answer with its letter ("A" and " A").
+
+    Raises FocusgroupError when a letter is not a single token for this tokenizer, since
+    its probability could then not be read from one forward pass.
+    """
+    ids = []
+    for letter in option_letters(question):
+        variants = []
+        for text in (letter, " " + letter):
+            tokens = tokenizer.encode(text, add_special_tokens=False)
+            if len(tokens) == 1 and tokens[0] not in variants:
+                variants.append(tokens[0])
+        if not variants:
+            raise FocusgroupError(
+                f"The model's tokenizer has no single token for the option letter {letter!r}; "
+                "choose a model with a byte-pair or sentencepiece vocabulary (Llama, Mistral, Qwen)."
+            )
+        ids.append(variants)
+    return ids
+
+
+def parse_answer(text: str, question: Question) -> int | None:
+    """The option index named by a generated reply ("B", "B.", " b) About right"), or None.
+
+    The first letter-like token of the reply decides; a reply that starts by repeating an
+    option label verbatim counts too.
+    """
+    letters = option_letters(question)
+    stripped = text.strip()
+    if not stripped:
+        return None
+    first = stripped.split()[0].strip(".):,*\"'").upper()
+    if first in letters:
+        return letters.index(first)
+    lowered = stripped.casefold()
+    for index, label in enumerate(question.labels):
+        if lowered.startswith(label.casefold()):
+            return index
+    return None

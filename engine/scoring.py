@@ -1,0 +1,182 @@
+"""Answer logits: one forward pass per persona reads the model's scores for every option.
+
+For a question and a list of personas, `option_logits` returns an array [personas, options]
+of log-scores: the log-sum-exp of the next-token logits of each option's answer tokens
+(`engine.prompts.answer_token_ids`). Temperature is applied later to these numbers
+(`engine.metrics.apply_temperature`), so changing it never runs the model again.
+
+How the work is shared: every persona asked one question shares the prompt up to the
+persona (system text, stimulus, question, options). That prefix runs through the model
+once; its key/value cache is repeated across a batch of personas, and only the persona
+tokens run per respondent. Identical personas are scored once, and personas are batched by
+length so little padding is computed. Padding goes on the right, where causal attention
+keeps it from touching real tokens, so no attention mask is needed.
+
+Results are cached in memory and on disk (`LogitStore`), keyed by the model fingerprint,
+PROMPT_VERSION and the exact prompt text, so a survey, question, stimulus or adapter change
+can never reuse stale logits.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from engine.atomic import atomic_save_npz
+from engine.models import LoadedModel, cache_root
+from engine.prompts import PROMPT_VERSION, answer_token_ids, render_prompt
+from engine.surveys.model import Question
+
+Progress = Callable[[int, int], None]
+DEFAULT_BATCH_SIZE = 64
+
+
+def text_hash(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+class LogitStore:
+    """Per-prefix files of persona-hash -> option logits, written atomically."""
+
+    def __init__(self, folder: Path | None = None):
+        self.folder = folder or cache_root() / "logits"
+        self.memory: dict[str, dict[str, np.ndarray]] = {}
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key[:32]}.npz"
+
+    def load(self, key: str) -> dict[str, np.ndarray]:
+        if key not in self.memory:
+            entries: dict[str, np.ndarray] = {}
+            path = self.path(key)
+            if path.is_file():
+                try:
+                    with np.load(path, allow_pickle=False) as stored:
+                        entries = dict(zip(stored["keys"].tolist(), stored["logits"]))
+                except (OSError, ValueError, KeyError):
+                    entries = {}  # an unreadable cache file is rebuilt, never trusted
+            self.memory[key] = entries
+        return self.memory[key]
+
+    def save(self, key: str) -> None:
+        entries = self.memory[key]
+        if entries:
+            keys = np.array(list(entries), dtype=str)
+            atomic_save_npz(self.path(key), keys=keys, logits=np.stack(list(entries.values())))
+
+
+_default_store: LogitStore | None = None
+
+
+def default_store() -> LogitStore:
+    global _default_store
+    if _default_store is None:
+        _default_store = LogitStore()
+    return _default_store
+
+
+def option_logits(
+    loaded: LoadedModel,
+    question: Question,
+    personas: Sequence[str],
+    stimulus: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+    store: LogitStore | None = None,
+    use_cache: bool = True,
+) -> np.ndarray:
+    """Option log-scores, shape [len(personas), len(question.options)], float64."""
+    store = store or default_store()
+    prompt = render_prompt(loaded.tokenizer, question, "", stimulus)
+    key = text_hash(loaded.fingerprint, PROMPT_VERSION, prompt.prefix, prompt.persona_part)
+    cached = store.load(key) if use_cache else {}
+    persona_keys = [text_hash(persona) for persona in personas]
+    missing = list(dict.fromkeys(k for k in persona_keys if k not in cached))
+
+    if missing:
+        by_key = dict(zip(persona_keys, personas))
+        texts = [by_key[k] for k in missing]
+        scores = score_personas(loaded, question, texts, stimulus, batch_size, progress)
+        cached.update(zip(missing, scores))
+        if use_cache:
+            store.save(key)
+    elif progress is not None:
+        progress(len(personas), len(personas))
+    return np.stack([cached[k] for k in persona_keys]).astype(np.float64)
+
+
+def score_personas(
+    loaded: LoadedModel,
+    question: Question,
+    personas: Sequence[str],
+    stimulus: str | None,
+    batch_size: int,
+    progress: Progress | None,
+) -> list[np.ndarray]:
+    """Run the model: the shared prefix once, then the personas in length-sorted batches."""
+    import torch
+
+    tokenizer, model = loaded.tokenizer, loaded.model
+    device = next(model.parameters()).device
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
+    option_ids = answer_token_ids(tokenizer, question)
+    flat_ids = torch.tensor([token for ids in option_ids for token in ids], device=device)
+    groups = [len(ids) for ids in option_ids]
+
+    # Phase 1: the shared prefix, once.
+    prompts = [render_prompt(tokenizer, question, persona, stimulus) for persona in personas]
+    prefix_ids = tokenizer(prompts[0].prefix, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
+    suffixes = [tokenizer(p.persona_part, add_special_tokens=False).input_ids for p in prompts]
+    with torch.inference_mode():
+        prefix_cache = decoder(input_ids=prefix_ids, use_cache=True).past_key_values
+
+        # Phase 2: personas in batches sorted by length, the prefix cache repeated per row.
+        order = np.argsort([len(s) for s in suffixes], kind="stable")
+        results: list[np.ndarray | None] = [None] * len(personas)
+        pad = tokenizer.pad_token_id
+        done = 0
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            lengths = [len(suffixes[i]) for i in rows]
+            batch = torch.full((len(rows), max(lengths)), pad, dtype=torch.long)
+            for row, i in enumerate(rows):
+                batch[row, : lengths[row]] = torch.tensor(suffixes[i])
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(rows))
+            hidden = decoder(input_ids=batch.to(device), past_key_values=cache, use_cache=True).last_hidden_state
+            last = hidden[torch.arange(len(rows)), torch.tensor(lengths) - 1]
+            token_logits = head(last).float()[:, flat_ids]
+            per_option = torch.stack(
+                [chunk.logsumexp(dim=1) for chunk in torch.split(token_logits, groups, dim=1)], dim=1
+            )
+            for row, i in enumerate(rows):
+                results[i] = per_option[row].cpu().numpy()
+            done += len(rows)
+            if progress is not None:
+                progress(done, len(personas))
+    return results
+
+
+def full_prompt_logits(loaded: LoadedModel, question: Question, persona: str, stimulus: str | None = None) -> np.ndarray:
+    """Option log-scores from one plain forward pass over the whole prompt (no sharing).
+
+    The reference that `score_personas` must agree with; used by tests.
+    """
+    import torch
+
+    prompt = render_prompt(loaded.tokenizer, question, persona, stimulus)
+    ids = loaded.tokenizer(prompt.text, add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        logits = loaded.model(input_ids=ids.to(next(loaded.model.parameters()).device)).logits[0, -1].float()
+    return np.array(
+        [logits[ids_].logsumexp(0).item() for ids_ in map(list, answer_token_ids(loaded.tokenizer, question))]
+    )

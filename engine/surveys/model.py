@@ -1,0 +1,158 @@
+"""The in-memory model of a survey, shared by every loader.
+
+A `Survey` holds one row per respondent. Demographic fields are ordered pandas
+categoricals whose categories are readable labels ("30-44", "Strong democrat"); answers
+are option indices (0..k-1, -1 for missing) so that metrics and models work on plain
+integer arrays. Loaders (`engine.surveys.spec`) build it; nothing here reads files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import FocusgroupError
+
+QuestionType = Literal["ordinal", "nominal", "numeric"]
+QUESTION_TYPES = ("ordinal", "nominal", "numeric")
+MISSING = -1
+
+
+@dataclass(frozen=True)
+class Option:
+    """One answer option: the codes that stand for it in the data, a readable label, and
+    its position on the scale (1..k for ordinal options, the number itself for numeric)."""
+
+    codes: tuple[str, ...]
+    label: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Question:
+    """A survey question with its exact wording and ordered options."""
+
+    id: str
+    text: str
+    type: QuestionType
+    options: tuple[Option, ...]
+
+    def __post_init__(self):
+        if self.type not in QUESTION_TYPES:
+            raise FocusgroupError(
+                f"Question {self.id!r} has type {self.type!r}; use one of {', '.join(QUESTION_TYPES)}."
+            )
+        if len(self.options) < 2:
+            raise FocusgroupError(f"Question {self.id!r} needs at least two answer options.")
+        labels = [option.label for option in self.options]
+        if len(set(labels)) != len(labels):
+            raise FocusgroupError(f"Question {self.id!r} repeats an option label: {labels}.")
+
+    @property
+    def labels(self) -> list[str]:
+        return [option.label for option in self.options]
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.array([option.value for option in self.options], dtype=float)
+
+    @property
+    def is_scale(self) -> bool:
+        """True when options are ordered on a numeric scale (distances are meaningful)."""
+        return self.type in ("ordinal", "numeric")
+
+    def option_index(self, label: str) -> int:
+        """The index of the option whose label matches `label`, ignoring case."""
+        wanted = label.strip().casefold()
+        for index, option in enumerate(self.options):
+            if option.label.casefold() == wanted:
+                return index
+        raise FocusgroupError(
+            f"Question {self.id!r} has no option {label!r}; options are: {', '.join(self.labels)}."
+        )
+
+
+@dataclass(frozen=True)
+class DemographicField:
+    """A demographic field with its ordered, readable values (banded where numeric)."""
+
+    name: str
+    label: str
+    values: tuple[str, ...]
+
+
+@dataclass
+class Survey:
+    """Respondents, their demographics and answers, and where the data came from.
+
+    `demographics` has one ordered categorical column per field (NaN where unknown);
+    `answers` has one int16 column per question holding option indices, -1 for missing;
+    `weights` is None for unweighted surveys. All three share the respondent index.
+    """
+
+    id: str
+    title: str
+    description: str
+    source: str
+    license: str
+    fields: tuple[DemographicField, ...]
+    questions: tuple[Question, ...]
+    demographics: pd.DataFrame
+    answers: pd.DataFrame
+    weights: pd.Series | None = None
+    held_out: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if len(self.demographics) == 0:
+            raise FocusgroupError(f"Survey {self.id!r} has no respondents.")
+        if not self.demographics.index.equals(self.answers.index):
+            raise ValueError("demographics and answers must share the respondent index")
+        for name, questions in self.held_out.items():
+            for question_id in questions:
+                self.question(question_id)
+
+    @property
+    def n_respondents(self) -> int:
+        return len(self.demographics)
+
+    @property
+    def provenance(self) -> str:
+        """One line to show wherever the data is shown."""
+        return f"{self.source} Licence: {self.license}"
+
+    def question(self, question_id: str) -> Question:
+        for question in self.questions:
+            if question.id == question_id:
+                return question
+        for question in self.questions:
+            if question.id.casefold() == question_id.casefold():
+                return question
+        known = ", ".join(q.id for q in self.questions[:12])
+        more = " ..." if len(self.questions) > 12 else ""
+        raise FocusgroupError(
+            f"Survey {self.id!r} has no question {question_id!r}; known questions: {known}{more} "
+            f"(run `focusgroup questions --survey {self.id}` for all)."
+        )
+
+    def field(self, name: str) -> DemographicField:
+        for demographic in self.fields:
+            if demographic.name.casefold() == name.strip().casefold():
+                return demographic
+        raise FocusgroupError(
+            f"Survey {self.id!r} has no demographic field {name!r}; fields are: "
+            f"{', '.join(f.name for f in self.fields)}."
+        )
+
+    def answer_codes(self, question_id: str) -> np.ndarray:
+        """Option indices of every respondent for one question (-1 = missing)."""
+        return self.answers[self.question(question_id).id].to_numpy()
+
+    def weight_array(self, index: pd.Index | None = None) -> np.ndarray:
+        """Survey weights (ones when the survey is unweighted) for `index` or everyone."""
+        rows = self.demographics.index if index is None else index
+        if self.weights is None:
+            return np.ones(len(rows))
+        return self.weights.loc[rows].to_numpy(dtype=float)
