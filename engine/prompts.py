@@ -16,6 +16,11 @@ Decisions recorded here:
   template's "assistant" line, so its first token is "A" with no leading space; " A" is a
   different token, and some models prefer it. The answer probability of an option is read
   from both variants, combined with log-sum-exp (as OpinionQA checks both).
+- The persona is one line of values ("30-44; Female; White; ...") under a header that names
+  the fields once ("You are this person (age; sex; race; ...):"). The header belongs to
+  the shared prefix, so each respondent costs only the tokens of their own values: about
+  35 tokens instead of 55 with a "Field: value" line each, which is what makes logit
+  read-out many times faster than generating text. Unknown values read "unknown".
 - The optional stimulus (an ad, a concept description, a message) is shown before the
   question: the paper's intervention slot and a market researcher's concept test.
 """
@@ -38,7 +43,7 @@ SYSTEM_PROMPT = (
     "message and answer exactly as they would. Do not break character."
 )
 REPLY_INSTRUCTION = "Please reply with just the option letter."
-PERSONA_HEADER = "You are this person:"
+UNKNOWN_VALUE = "unknown"
 
 
 def option_letters(question: Question) -> list[str]:
@@ -52,13 +57,17 @@ def option_letters(question: Question) -> list[str]:
 
 
 def render_persona(fields: tuple[DemographicField, ...], row: pd.Series) -> str:
-    """One line per known demographic value ("Age: 30-44"); unknown values are left out."""
-    lines = []
+    """The respondent's values in field order, "; "-separated, "unknown" where missing."""
+    values = []
     for field in fields:
         value = row.get(field.name)
-        if value is not None and not pd.isna(value):
-            lines.append(f"{field.label}: {value}")
-    return "\n".join(lines)
+        values.append(UNKNOWN_VALUE if value is None or pd.isna(value) else str(value))
+    return "; ".join(values)
+
+
+def persona_header(fields: tuple[DemographicField, ...]) -> str:
+    """The line that names the persona's fields: "You are this person (age; sex; ...):"."""
+    return f"You are this person ({'; '.join(field.label.lower() for field in fields)}):"
 
 
 @dataclass(frozen=True)
@@ -88,13 +97,14 @@ def question_block(question: Question, stimulus: str | None = None) -> str:
 PERSONA_SLOT = "\x00persona\x00"
 
 
-def render_prompt(tokenizer, question: Question, persona: str, stimulus: str | None = None) -> Prompt:
-    """The full prompt for one persona and question, through the model's chat template.
-
-    Models without a chat template get the same messages as plain "System:/User:/Assistant:"
-    turns.
+def render_prompt(
+    tokenizer, question: Question, fields: tuple[DemographicField, ...], persona: str, stimulus: str | None = None,
+) -> Prompt:
+    """The full prompt for one persona (`render_persona`) and question, through the model's
+    chat template. Models without a chat template get the same messages as plain
+    "System:/User:/Assistant:" turns.
     """
-    user = f"{question_block(question, stimulus)}\n\n{PERSONA_HEADER}\n{PERSONA_SLOT}"
+    user = f"{question_block(question, stimulus)}\n\n{persona_header(fields)}\n{PERSONA_SLOT}"
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -29,10 +29,11 @@ import numpy as np
 from engine.atomic import atomic_save_npz
 from engine.models import LoadedModel, cache_root
 from engine.prompts import PROMPT_VERSION, answer_token_ids, render_prompt
-from engine.surveys.model import Question
+from engine.surveys.model import DemographicField, Question
 
 Progress = Callable[[int, int], None]
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = 32
+LENGTH_BUCKET = 8
 
 
 def text_hash(*parts: str) -> str:
@@ -86,6 +87,7 @@ def default_store() -> LogitStore:
 def option_logits(
     loaded: LoadedModel,
     question: Question,
+    fields: tuple[DemographicField, ...],
     personas: Sequence[str],
     stimulus: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -93,9 +95,12 @@ def option_logits(
     store: LogitStore | None = None,
     use_cache: bool = True,
 ) -> np.ndarray:
-    """Option log-scores, shape [len(personas), len(question.options)], float64."""
+    """Option log-scores, shape [len(personas), len(question.options)], float64.
+
+    `personas` are `engine.prompts.render_persona` lines over `fields`.
+    """
     store = store or default_store()
-    prompt = render_prompt(loaded.tokenizer, question, "", stimulus)
+    prompt = render_prompt(loaded.tokenizer, question, fields, "", stimulus)
     key = text_hash(loaded.fingerprint, PROMPT_VERSION, prompt.prefix, prompt.persona_part)
     cached = store.load(key) if use_cache else {}
     persona_keys = [text_hash(persona) for persona in personas]
@@ -104,7 +109,7 @@ def option_logits(
     if missing:
         by_key = dict(zip(persona_keys, personas))
         texts = [by_key[k] for k in missing]
-        scores = score_personas(loaded, question, texts, stimulus, batch_size, progress)
+        scores = score_personas(loaded, question, fields, texts, stimulus, batch_size, progress)
         cached.update(zip(missing, scores))
         if use_cache:
             store.save(key)
@@ -116,6 +121,7 @@ def option_logits(
 def score_personas(
     loaded: LoadedModel,
     question: Question,
+    fields: tuple[DemographicField, ...],
     personas: Sequence[str],
     stimulus: str | None,
     batch_size: int,
@@ -133,7 +139,7 @@ def score_personas(
     groups = [len(ids) for ids in option_ids]
 
     # Phase 1: the shared prefix, once.
-    prompts = [render_prompt(tokenizer, question, persona, stimulus) for persona in personas]
+    prompts = [render_prompt(tokenizer, question, fields, persona, stimulus) for persona in personas]
     prefix_ids = tokenizer(prompts[0].prefix, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
     suffixes = [tokenizer(p.persona_part, add_special_tokens=False).input_ids for p in prompts]
     with torch.inference_mode():
@@ -147,7 +153,9 @@ def score_personas(
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             lengths = [len(suffixes[i]) for i in rows]
-            batch = torch.full((len(rows), max(lengths)), pad, dtype=torch.long)
+            # Pad to a multiple of 8: repeated shapes reuse the CPU's prepared matrix kernels.
+            width = -(-max(lengths) // LENGTH_BUCKET) * LENGTH_BUCKET
+            batch = torch.full((len(rows), width), pad, dtype=torch.long)
             for row, i in enumerate(rows):
                 batch[row, : lengths[row]] = torch.tensor(suffixes[i])
             cache = copy.deepcopy(prefix_cache)
@@ -166,14 +174,17 @@ def score_personas(
     return results
 
 
-def full_prompt_logits(loaded: LoadedModel, question: Question, persona: str, stimulus: str | None = None) -> np.ndarray:
+def full_prompt_logits(
+    loaded: LoadedModel, question: Question, fields: tuple[DemographicField, ...], persona: str,
+    stimulus: str | None = None,
+) -> np.ndarray:
     """Option log-scores from one plain forward pass over the whole prompt (no sharing).
 
     The reference that `score_personas` must agree with; used by tests.
     """
     import torch
 
-    prompt = render_prompt(loaded.tokenizer, question, persona, stimulus)
+    prompt = render_prompt(loaded.tokenizer, question, fields, persona, stimulus)
     ids = loaded.tokenizer(prompt.text, add_special_tokens=False, return_tensors="pt").input_ids
     with torch.inference_mode():
         logits = loaded.model(input_ids=ids.to(next(loaded.model.parameters()).device)).logits[0, -1].float()

@@ -1,0 +1,208 @@
+"""Held-out evaluation: how faithful the model is, per question and per slice, beside baselines.
+
+For each question, on the respondents of one split (the test split by default):
+
+- population fidelity on the whole split and on every single-field slice ("sex = Female")
+  with at least `min_slice` answers: KL, JS, Wasserstein and TV between the real and
+  simulated distributions, each beside its sampling-noise floor;
+- individual fidelity: accuracy, log loss, RMSE and MAE against each person's answer;
+- the same numbers for every baseline, fitted on the train split of the same seed.
+
+Means are reported over all questions and separately over trained and held-out questions
+(the survey's named held-out set), so a fine-tuned model's generalisation is visible.
+
+    focusgroup evaluate --survey gss2018 --split test --format json
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.baselines import fit_baselines
+from engine.errors import FocusgroupError
+from engine.metrics import (
+    POPULATION_METRICS,
+    answer_distribution,
+    apply_temperature,
+    effective_sample_size,
+    individual_metrics,
+    noise_floor,
+    population_metrics,
+)
+from engine.models import LoadedModel
+from engine.scoring import Progress, option_logits
+from engine.simulate import personas_for, slice_distribution
+from engine.slices import describe_slice, single_field_slices, slice_index
+from engine.surveys.model import MISSING, Survey
+from engine.surveys.split import DEFAULT_SEED, held_out_questions, split_index
+
+INDIVIDUAL_METRICS = ("accuracy", "log_loss", "rmse", "mae")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What to evaluate.
+
+    split: respondents to evaluate on ("test", "validation", "train" or "all").
+    questions: question ids, or None for every question of the survey.
+    temperature: softmax temperature applied to the option logits (0 = argmax).
+    split_seed: seed of the 8:1:1 respondent split (must match the one used in training).
+    min_slice: smallest number of answers for a single-field slice to be scored.
+    held_out_set: the survey's named set of questions never used in training.
+    """
+
+    split: str = "test"
+    questions: tuple[str, ...] | None = None
+    temperature: float = 1.0
+    split_seed: int = DEFAULT_SEED
+    min_slice: int = 30
+    held_out_set: str = "default"
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise FocusgroupError(f"Temperature must be zero or positive, got {self.temperature}.")
+        if self.min_slice < 2:
+            raise FocusgroupError("min_slice must be at least 2.")
+
+
+def mean_of(records: list[dict], keys) -> dict:
+    """Key-wise mean over dicts, skipping None values (None when nothing is left)."""
+    result = {}
+    for key in keys:
+        values = [record[key] for record in records if record.get(key) is not None]
+        result[key] = float(np.mean(values)) if values else None
+    return result
+
+
+def population_block(real, model_probabilities, baseline_probabilities, weights, values, rng) -> dict:
+    """Population metrics of the model and each baseline on one group, with its noise floor."""
+    simulated = slice_distribution(model_probabilities, weights)
+    return {
+        "n": len(weights),
+        "real": real.round(6).tolist(),
+        "simulated": simulated.round(6).tolist(),
+        "model": population_metrics(real, simulated, values),
+        "baselines": {
+            name: population_metrics(real, slice_distribution(probabilities, weights), values)
+            for name, probabilities in baseline_probabilities.items()
+        },
+        "noise_floor": noise_floor(real, effective_sample_size(weights), values, rng),
+    }
+
+
+def evaluate_question(loaded, survey: Survey, question_id: str, config: EvaluationConfig, progress=None) -> dict:
+    question = survey.question(question_id)
+    values = question.values if question.is_scale else None
+    k = len(question.options)
+    rng = np.random.default_rng(config.split_seed)
+
+    # Phase 1: respondents of the split who answered.
+    index = split_index(survey, config.split, config.split_seed)
+    answers = survey.answers.loc[index, question.id].to_numpy()
+    index, answers = index[answers != MISSING], answers[answers != MISSING]
+    if len(index) == 0:
+        raise FocusgroupError(f"No {config.split} respondent answered {question.id!r}.")
+    weights = survey.weight_array(index)
+
+    # Phase 2: the model's distributions and the baselines' predictions.
+    logits = option_logits(loaded, question, survey.fields, personas_for(survey, index), progress=progress)
+    probabilities = apply_temperature(logits, config.temperature)
+    train = split_index(survey, "train", config.split_seed)
+    baselines = fit_baselines(survey, question.id, train, index, seed=config.split_seed)
+    baseline_probabilities = {name: b.probabilities for name, b in baselines.items()}
+
+    # Phase 3: whole split, then every single-field slice.
+    real = answer_distribution(answers, k, weights)
+    overall = population_block(real, probabilities, baseline_probabilities, weights, values, rng)
+    individual = {
+        "model": individual_metrics(probabilities, answers, values, weights),
+        "baselines": {
+            name: individual_metrics(b.probabilities, answers, values, weights, b.point_predictions)
+            for name, b in baselines.items()
+        },
+    }
+    slices = []
+    for filters in single_field_slices(survey, index, config.min_slice):
+        members = np.isin(index, slice_index(survey, filters, within=index))
+        block = population_block(
+            answer_distribution(answers[members], k, weights[members]), probabilities[members], {n: p[members] for n, p in baseline_probabilities.items()},
+            weights[members], values, rng,
+        )
+        slices.append({"slice": describe_slice(filters), **block})
+    return {
+        "id": question.id,
+        "type": question.type,
+        "options": question.labels,
+        "population": overall,
+        "individual": individual,
+        "slices": slices,
+    }
+
+
+def summarize(questions: list[dict]) -> dict:
+    """Means over questions (whole split), over question x slice pairs, and of individual scores."""
+    if not questions:
+        return {}
+    names = sorted({name for q in questions for name in q["population"]["baselines"]})
+    slice_blocks = [block for q in questions for block in q["slices"]]
+
+    def population_means(blocks):
+        return {
+            "model": mean_of([b["model"] for b in blocks], POPULATION_METRICS),
+            "noise_floor": mean_of([b["noise_floor"] for b in blocks], POPULATION_METRICS),
+            "baselines": {
+                name: mean_of([b["baselines"][name] for b in blocks if name in b["baselines"]], POPULATION_METRICS)
+                for name in names
+            },
+        }
+
+    return {
+        "n_questions": len(questions),
+        "n_slices": len(slice_blocks),
+        "population": population_means([q["population"] for q in questions]),
+        "slices": population_means(slice_blocks),
+        "individual": {
+            "model": mean_of([q["individual"]["model"] for q in questions], INDIVIDUAL_METRICS),
+            "baselines": {
+                name: mean_of([q["individual"]["baselines"][name] for q in questions
+                               if name in q["individual"]["baselines"]], INDIVIDUAL_METRICS)
+                for name in names
+            },
+        },
+    }
+
+
+def evaluate(
+    loaded: LoadedModel, survey: Survey, config: EvaluationConfig | None = None, progress: Progress | None = None,
+    on_question=None,
+) -> dict:
+    """Evaluate every requested question; `on_question(i, n, question_id)` reports progress."""
+    config = config or EvaluationConfig()
+    question_ids = list(config.questions) if config.questions else [q.id for q in survey.questions]
+    question_ids = [survey.question(q).id for q in question_ids]
+    held_out = set(held_out_questions(survey, config.held_out_set))
+    results = []
+    for position, question_id in enumerate(question_ids):
+        if on_question is not None:
+            on_question(position, len(question_ids), question_id)
+        result = evaluate_question(loaded, survey, question_id, config, progress)
+        result["held_out"] = question_id in held_out
+        results.append(result)
+    return {
+        "survey": survey.id,
+        "model": loaded.config.name,
+        "split": config.split,
+        "split_seed": config.split_seed,
+        "temperature": config.temperature,
+        "min_slice": config.min_slice,
+        "held_out_questions": sorted(held_out),
+        "questions": results,
+        "summary": {
+            "all": summarize(results),
+            "trained": summarize([r for r in results if not r["held_out"]]),
+            "held_out": summarize([r for r in results if r["held_out"]]),
+        },
+        "provenance": survey.provenance,
+    }

@@ -1,0 +1,244 @@
+"""Simulating a slice: persona answer distributions, the slice's distribution, its fidelity.
+
+`simulate` is the one call behind `focusgroup simulate` and the dashboard's main page:
+
+1. the slice's respondents become personas (all of them, or N drawn with a seed);
+2. one forward pass per persona gives option logits (`engine.scoring`, cached);
+3. at temperature T each persona's distribution is softmax(logits / T), and the simulated
+   distribution of the slice is their survey-weighted mean;
+4. the real slice distribution, its sampling-noise floor, and out-of-fold classical
+   baselines give the numbers to read the simulation against.
+
+The returned `Simulation` keeps the logits, so `simulation.at(T)` re-reads every number
+at a new temperature without running the model.
+
+Baselines are predicted out of fold: the slice is cut into five folds and each fold is
+predicted by baselines fitted on every other respondent of the survey, so no baseline is
+scored on a person it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from engine.baselines import BASELINES, fit_baselines
+from engine.errors import FocusgroupError
+from engine.metrics import (
+    POPULATION_METRICS,
+    answer_distribution,
+    apply_temperature,
+    effective_sample_size,
+    individual_metrics,
+    noise_floor,
+    population_metrics,
+)
+from engine.models import LoadedModel
+from engine.prompts import render_persona
+from engine.scoring import Progress, option_logits
+from engine.slices import Slice, describe_slice, slice_index
+from engine.surveys.model import MISSING, Question, Survey
+
+BASELINE_FOLDS = 5
+
+
+def personas_for(survey: Survey, index: pd.Index) -> list[str]:
+    """Persona texts for the respondents in `index`, in order."""
+    rows = survey.demographics.loc[index]
+    return [render_persona(survey.fields, row) for _, row in rows.iterrows()]
+
+
+def slice_distribution(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The (weighted) mean of per-persona distributions: the simulated slice's answers."""
+    return np.average(probabilities, axis=0, weights=weights)
+
+
+def out_of_fold_baselines(
+    survey: Survey, question: Question, index: pd.Index, seed: int, names=BASELINES
+) -> dict[str, dict[str, np.ndarray | None]]:
+    """Baseline predictions for `index`, each fold predicted by models fitted on everyone else."""
+    folds = np.random.default_rng(seed).permutation(len(index)) % BASELINE_FOLDS
+    everyone = survey.demographics.index
+    k = len(question.options)
+    result: dict[str, dict[str, np.ndarray | None]] = {}
+    fitted_folds: dict[str, int] = {}
+    non_empty = 0
+    for fold in range(BASELINE_FOLDS):
+        members = index[folds == fold]
+        if len(members) == 0:
+            continue
+        non_empty += 1
+        predictions = fit_baselines(survey, question.id, everyone.difference(members), members, seed, names)
+        for name, prediction in predictions.items():
+            slot = result.setdefault(name, {"probabilities": np.zeros((len(index), k)), "points": None})
+            slot["probabilities"][folds == fold] = prediction.probabilities
+            if prediction.point_predictions is not None:
+                if slot["points"] is None:
+                    slot["points"] = np.full(len(index), np.nan)
+                slot["points"][folds == fold] = prediction.point_predictions
+            fitted_folds[name] = fitted_folds.get(name, 0) + 1
+    # A baseline that could not be fitted in every fold (too few answers) is not comparable.
+    return {name: slot for name, slot in result.items() if fitted_folds[name] == non_empty}
+
+
+@dataclass
+class Snapshot:
+    """Every number of a simulation at one temperature."""
+
+    temperature: float
+    simulated: np.ndarray
+    metrics: dict | None
+    individual: dict | None
+    baselines: dict[str, dict]
+
+
+@dataclass
+class Simulation:
+    """A simulated slice: logits per persona plus what is needed to score them at any T."""
+
+    survey: Survey
+    question: Question
+    filters: Slice
+    index: pd.Index
+    logits: np.ndarray
+    weights: np.ndarray
+    answers: np.ndarray | None
+    stimulus: str | None
+    model_name: str
+    seed: int
+    real: np.ndarray | None = None
+    noise: dict | None = None
+    baselines: dict[str, dict] = field(default_factory=dict)
+    baseline_scores: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def n_personas(self) -> int:
+        return len(self.index)
+
+    @property
+    def n_real(self) -> int:
+        return 0 if self.answers is None else int(np.sum(self.answers != MISSING))
+
+    def probabilities(self, temperature: float) -> np.ndarray:
+        return apply_temperature(self.logits, temperature)
+
+    def at(self, temperature: float) -> Snapshot:
+        """All numbers at temperature T, from the stored logits (no model call)."""
+        probabilities = self.probabilities(temperature)
+        simulated = slice_distribution(probabilities, self.weights)
+        metrics = individual = None
+        values = self.question.values if self.question.is_scale else None
+        if self.real is not None:
+            metrics = population_metrics(self.real, simulated, values)
+            individual = individual_metrics(probabilities, self.answers, values, self.weights)
+        return Snapshot(temperature, simulated, metrics, individual, self.baseline_scores)
+
+    def sample(self, n: int, temperature: float, rng: np.random.Generator) -> pd.DataFrame:
+        """n simulated respondents: a persona drawn by weight, then an answer from its distribution."""
+        probabilities = self.probabilities(temperature)
+        chosen = rng.choice(len(self.index), size=n, p=self.weights / self.weights.sum())
+        cumulative = probabilities[chosen].cumsum(axis=1)
+        answers = (rng.random(n)[:, None] > cumulative).sum(axis=1).clip(max=len(self.question.options) - 1)
+        return pd.DataFrame({
+            "respondent": self.index[chosen],
+            "answer": [self.question.labels[a] for a in answers],
+        })
+
+    def to_dict(self, temperature: float) -> dict:
+        """The JSON-ready summary printed by `focusgroup simulate --format json`."""
+        snapshot = self.at(temperature)
+        labels = self.question.labels
+        return {
+            "survey": self.survey.id,
+            "question": self.question.id,
+            "question_text": self.question.text,
+            "stimulus": self.stimulus,
+            "slice": {name: list(values) for name, values in self.filters.items()},
+            "slice_description": describe_slice(self.filters),
+            "model": self.model_name,
+            "n_personas": self.n_personas,
+            "n_real": self.n_real,
+            "temperature": temperature,
+            "seed": self.seed,
+            "options": labels,
+            "simulated": dict(zip(labels, snapshot.simulated.round(6).tolist())),
+            "real": None if self.real is None else dict(zip(labels, self.real.round(6).tolist())),
+            "metrics": snapshot.metrics,
+            "individual": snapshot.individual,
+            "noise_floor": self.noise,
+            "baselines": snapshot.baselines,
+            "provenance": self.survey.provenance,
+        }
+
+
+def score_baselines(simulation: Simulation) -> dict[str, dict]:
+    """Population and individual metrics of each baseline on the slice."""
+    values = simulation.question.values if simulation.question.is_scale else None
+    scores = {}
+    for name, slot in simulation.baselines.items():
+        distribution = slice_distribution(slot["probabilities"], simulation.weights)
+        scores[name] = {
+            **population_metrics(simulation.real, distribution, values),
+            **{key: value for key, value in individual_metrics(
+                slot["probabilities"], simulation.answers, values, simulation.weights, slot["points"],
+            ).items() if key != "n"},
+        }
+    return scores
+
+
+def simulate(
+    loaded: LoadedModel,
+    survey: Survey,
+    question: str | Question,
+    filters: Slice | None = None,
+    temperature: float = 1.0,
+    stimulus: str | None = None,
+    n_personas: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    with_baselines: bool = True,
+) -> Simulation:
+    """Simulate one question for one slice. A `Question` not in the survey (a new product
+    question) is simulated alone: there is no real distribution to compare with."""
+    filters = filters or {}
+    if isinstance(question, str):
+        question = survey.question(question)
+    is_survey_question = any(q.id == question.id and q == question for q in survey.questions)
+
+    # Phase 1: who is in the slice.
+    index = slice_index(survey, filters)
+    if len(index) == 0:
+        raise FocusgroupError(
+            f"No respondent of {survey.id!r} is in the slice ({describe_slice(filters)}); widen it."
+        )
+    rng = np.random.default_rng(seed)
+    if n_personas is not None and n_personas < len(index):
+        index = index[np.sort(rng.choice(len(index), size=n_personas, replace=False))]
+    weights = survey.weight_array(index)
+
+    # Phase 2: the model, once per persona (cached).
+    logits = option_logits(loaded, question, survey.fields, personas_for(survey, index), stimulus, progress=progress)
+    simulation = Simulation(
+        survey=survey, question=question, filters=filters, index=index, logits=logits, weights=weights,
+        answers=survey.answers.loc[index, question.id].to_numpy() if is_survey_question else None,
+        stimulus=stimulus, model_name=loaded.config.name, seed=seed,
+    )
+    apply_temperature(logits[:1], temperature)  # rejects a bad temperature before more work
+    if not is_survey_question or simulation.n_real == 0:
+        simulation.answers = None
+        return simulation
+
+    # Phase 3: the real distribution, its noise floor, and the baselines.
+    answered = simulation.answers != MISSING
+    values = question.values if question.is_scale else None
+    simulation.real = answer_distribution(simulation.answers, len(question.options), weights)
+    simulation.noise = noise_floor(simulation.real, effective_sample_size(weights[answered]), values, rng)
+    if with_baselines:
+        simulation.baselines = out_of_fold_baselines(survey, question, index, seed)
+        simulation.baseline_scores = score_baselines(simulation)
+    return simulation
+
+
+__all__ = ["Simulation", "Snapshot", "simulate", "personas_for", "slice_distribution", "POPULATION_METRICS"]
