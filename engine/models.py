@@ -210,9 +210,18 @@ def quantization_config(config: ModelConfig, dtype):
     )
 
 
+def quiet_transformers() -> None:
+    """Silence per-tensor progress bars and advisory warnings; errors still surface."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def load_model(config: ModelConfig | None = None) -> LoadedModel:
     """Load tokenizer, base model and optional adapter, in evaluation mode."""
     config = config or ModelConfig()
+    quiet_transformers()
     return _load_model(config)
 
 

@@ -143,7 +143,7 @@ def score_personas(
     prefix_ids = tokenizer(prompts[0].prefix, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
     suffixes = [tokenizer(p.persona_part, add_special_tokens=False).input_ids for p in prompts]
     with torch.inference_mode():
-        prefix_cache = decoder(input_ids=prefix_ids, use_cache=True).past_key_values
+        prefix_cache = decoder(input_ids=prefix_ids, use_cache=True).cache
 
         # Phase 2: personas in batches sorted by length, the prefix cache repeated per row.
         order = np.argsort([len(s) for s in suffixes], kind="stable")
@@ -160,7 +160,7 @@ def score_personas(
                 batch[row, : lengths[row]] = torch.tensor(suffixes[i])
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(rows))
-            hidden = decoder(input_ids=batch.to(device), past_key_values=cache, use_cache=True).last_hidden_state
+            hidden = decoder(input_ids=batch.to(device), cache=cache, use_cache=True).last_hidden_state
             last = hidden[torch.arange(len(rows)), torch.tensor(lengths) - 1]
             token_logits = head(last).float()[:, flat_ids]
             per_option = torch.stack(

@@ -8,6 +8,7 @@ integer arrays. Loaders (`engine.surveys.spec`) build it; nothing here reads fil
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -130,11 +131,12 @@ class Survey:
         for question in self.questions:
             if question.id.casefold() == question_id.casefold():
                 return question
-        known = ", ".join(q.id for q in self.questions[:12])
-        more = " ..." if len(self.questions) > 12 else ""
+        ids = [q.id for q in self.questions]
+        close = difflib.get_close_matches(question_id, ids, n=3)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
         raise FocusgroupError(
-            f"Survey {self.id!r} has no question {question_id!r}; known questions: {known}{more} "
-            f"(run `focusgroup questions --survey {self.id}` for all)."
+            f"Survey {self.id!r} has no question {question_id!r}; {hint}"
+            f"run `focusgroup questions --survey {self.id}` to list all {len(ids)}."
         )
 
     def field(self, name: str) -> DemographicField:

@@ -1,0 +1,19 @@
+# The two commands a newcomer needs; each sets everything up on first use.
+#   make demo   simulate a slice of the default survey with the default model
+#   make test   run the whole test suite
+.PHONY: demo test setup benchmark
+
+VENV := .venv
+export HF_HUB_OFFLINE := 1
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/focusgroup simulate --survey gss2018 --question natenrgy --slice partyid="strong democrat"
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+benchmark: setup
+	$(VENV)/bin/focusgroup benchmark scoring --format json

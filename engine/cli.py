@@ -1,0 +1,306 @@
+"""The `focusgroup` command line: a thin client of the engine.
+
+    focusgroup surveys [--data-dir D] [--format json]
+    focusgroup questions --survey gss2018
+    focusgroup simulate --survey gss2018 --question natenrgy --slice partyid="strong democrat"
+    focusgroup evaluate --survey gss2018 --split test --format json
+    focusgroup benchmark scoring --format json
+
+Every user mistake ends with one line on stderr naming the problem and the fix, and exit
+status 2; long work shows a progress bar on stderr, so stdout stays clean for --format json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+from engine.errors import FocusgroupError
+
+FORMATS = ("table", "json")
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder of survey exports and specs (default: FOCUSGROUP_DATA_DIR, "
+                                           "else ../shared/surveys when present)")
+
+
+def add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default="default",
+                       help="`default` (embedded SmolLM2-135M-Instruct), `tiny` (random, for tests) "
+                            "or a local Hugging Face model folder")
+    group.add_argument("--adapter", help="a peft adapter folder to apply on top of the model")
+    group.add_argument("--load-in-4bit", action="store_true", help="load the base weights as 4-bit NF4")
+    group.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    group.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16 (default: auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="focusgroup",
+        description="A simulated focus group: a language model answers real survey questions as the "
+                    "respondents of a demographic slice, beside what the real respondents said.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    surveys = commands.add_parser("surveys", help="list the surveys available")
+    add_data_dir(surveys)
+    add_format(surveys)
+
+    questions = commands.add_parser("questions", help="list a survey's questions and demographic fields")
+    questions.add_argument("--survey", default="gss2018", help="survey id or spec file (default: gss2018)")
+    add_data_dir(questions)
+    add_format(questions)
+
+    simulate = commands.add_parser("simulate", help="simulate one question for one demographic slice")
+    simulate.add_argument("--survey", default="gss2018", help="survey id or spec file (default: gss2018)")
+    simulate.add_argument("--question", required=True, help="question id (see `focusgroup questions`)")
+    simulate.add_argument("--slice", action="append", default=[], metavar="FIELD=VALUE[,VALUE]",
+                          help="keep respondents whose FIELD is one of the values; repeat for more fields")
+    simulate.add_argument("--temperature", type=float, default=1.0,
+                          help="0 = each persona's most likely answer, 1 = the model's own distribution")
+    simulate.add_argument("--stimulus", help="text shown before the question (ad copy, concept, message)")
+    simulate.add_argument("--personas", type=int, help="draw this many personas from the slice (default: all)")
+    simulate.add_argument("--seed", type=int, default=0, help="seed for persona draws and the noise floor")
+    simulate.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
+    add_model_options(simulate)
+    add_data_dir(simulate)
+    add_format(simulate)
+
+    evaluate = commands.add_parser("evaluate", help="fidelity per question and slice on held-out respondents")
+    evaluate.add_argument("--survey", default="gss2018", help="survey id or spec file (default: gss2018)")
+    evaluate.add_argument("--split", default="test", help="test, validation, train or all (default: test)")
+    evaluate.add_argument("--questions", nargs="+", help="question ids (default: all)")
+    evaluate.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default: 1)")
+    evaluate.add_argument("--split-seed", type=int, default=0, help="seed of the 8:1:1 respondent split")
+    evaluate.add_argument("--min-slice", type=int, default=30, help="smallest slice scored (default: 30)")
+    add_model_options(evaluate)
+    add_data_dir(evaluate)
+    add_format(evaluate)
+
+    benchmark = commands.add_parser("benchmark", help="time the engine")
+    benchmark_kinds = benchmark.add_subparsers(dest="kind", required=True, metavar="KIND")
+    scoring = benchmark_kinds.add_parser("scoring", help="logit read-out against generate-and-parse")
+    scoring.add_argument("--survey", default="gss2018")
+    scoring.add_argument("--question", default="natenrgy")
+    scoring.add_argument("--personas", type=int, default=256, help="personas timed per method (default: 256)")
+    scoring.add_argument("--temperature", type=float, default=1.0)
+    add_model_options(scoring)
+    add_data_dir(scoring)
+    add_format(scoring)
+    return parser
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+def model_config(args):
+    from engine.models import ModelConfig
+
+    adapter = getattr(args, "adapter", None)
+    return ModelConfig(base=args.model, adapter=adapter, load_in_4bit=args.load_in_4bit,
+                       device=args.device, dtype=args.dtype)
+
+
+def progress_bar(description: str):
+    """A tqdm bar on stderr, driven by the engine's (done, total) callback; created on the
+    first report, so a command that fails early prints only its error."""
+    from tqdm import tqdm
+
+    bars = []
+
+    def update(done: int, total: int) -> None:
+        if not bars or bars[-1].disable:
+            bars.append(tqdm(total=total, desc=description, unit="persona", file=sys.stderr, leave=False,
+                             dynamic_ncols=True))
+        bar = bars[-1]
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def clean(value):
+    """JSON-safe: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: clean(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(item) for item in value]
+    return value
+
+
+def print_json(data) -> None:
+    print(json.dumps(clean(data), indent=2, ensure_ascii=False))
+
+
+def number(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+# -- commands ----------------------------------------------------------------------------
+
+def run_surveys(args) -> None:
+    from engine.surveys import list_surveys, load_survey
+
+    rows = []
+    for entry in list_surveys(args.data_dir):
+        row = {"id": entry.id, "title": entry.title, "data_present": entry.data_present,
+               "spec": str(entry.spec_path), "respondents": None, "questions": None, "fields": None}
+        if entry.data_present:
+            survey = load_survey(entry.id, args.data_dir)
+            row.update(respondents=survey.n_respondents, questions=len(survey.questions),
+                       fields=len(survey.fields), source=survey.source, license=survey.license)
+        rows.append(row)
+    if args.format == "json":
+        print_json(rows)
+        return
+    print(f"{'survey':<26}{'respondents':>12}{'questions':>11}  title")
+    for row in rows:
+        counts = (f"{row['respondents']:>12,}{row['questions']:>11}" if row["data_present"]
+                  else f"{'(no data)':>12}{'':>11}")
+        print(f"{row['id']:<26}{counts}  {row['title']}")
+
+
+def run_questions(args) -> None:
+    from engine.surveys import load_survey
+
+    survey = load_survey(args.survey, args.data_dir)
+    questions = [{"id": q.id, "type": q.type, "text": q.text, "options": q.labels,
+                  "held_out": any(q.id in ids for ids in survey.held_out.values())} for q in survey.questions]
+    fields = [{"name": f.name, "label": f.label, "values": list(f.values)} for f in survey.fields]
+    if args.format == "json":
+        print_json({"survey": survey.id, "questions": questions, "fields": fields, "provenance": survey.provenance})
+        return
+    print(f"{survey.title} ({survey.n_respondents:,} respondents)\n{survey.provenance}\n")
+    print("Demographic fields (use with --slice FIELD=VALUE):")
+    for field in fields:
+        print(f"  {field['name']}: {'; '.join(field['values'])}")
+    print("\nQuestions:")
+    for question in questions:
+        marker = " [held out]" if question["held_out"] else ""
+        print(f"  {question['id']} ({question['type']}{marker}): {question['text']}")
+        print(f"      options: {' | '.join(question['options'])}")
+
+
+def run_simulate(args) -> None:
+    from engine.models import load_model
+    from engine.simulate import simulate
+    from engine.slices import parse_slice
+    from engine.surveys import load_survey
+
+    survey = load_survey(args.survey, args.data_dir)
+    filters = parse_slice(survey, args.slice)
+    survey.question(args.question)
+    if args.personas is not None and args.personas < 1:
+        raise FocusgroupError("--personas must be at least 1.")
+    loaded = load_model(model_config(args))
+    simulation = simulate(loaded, survey, args.question, filters, args.temperature, args.stimulus,
+                          args.personas, args.seed, progress_bar("Simulating"), not args.no_baselines)
+    result = simulation.to_dict(args.temperature)
+    if args.format == "json":
+        print_json(result)
+        return
+    print(f"{survey.id} / {result['question']} / {result['slice_description']}")
+    print(f"{result['n_personas']} personas, {result['n_real']} real answers, temperature {args.temperature}, "
+          f"model {result['model']}")
+    if args.stimulus:
+        print(f"Stimulus: {args.stimulus}")
+    print(f"Question: {result['question_text']}\n")
+    print(f"{'option':<36}{'simulated':>10}{'real':>10}")
+    for label in result["options"]:
+        real = "-" if result["real"] is None else f"{result['real'][label]:.1%}"
+        print(f"{label[:35]:<36}{result['simulated'][label]:>10.1%}{real:>10}")
+    if result["metrics"]:
+        print("\nDistance to the real slice (noise floor = what a second real sample would differ by):")
+        for key in ("js", "kl", "wasserstein", "tv"):
+            print(f"  {key:<12}{number(result['metrics'][key]):>8}   noise floor {number(result['noise_floor'][key])}")
+        if result["baselines"]:
+            print("Baselines, JS distance: " + ", ".join(
+                f"{name} {number(scores['js'])}" for name, scores in result["baselines"].items()))
+    else:
+        print("\nNo real answers to compare with: the simulated distribution stands alone.")
+    print(f"\n{result['provenance']}")
+
+
+def run_evaluate(args) -> None:
+    from engine.evaluate import EvaluationConfig, evaluate
+    from engine.models import load_model
+    from engine.surveys import load_survey
+
+    survey = load_survey(args.survey, args.data_dir)
+    config = EvaluationConfig(split=args.split, questions=tuple(args.questions) if args.questions else None,
+                              temperature=args.temperature, split_seed=args.split_seed, min_slice=args.min_slice)
+    loaded = load_model(model_config(args))
+    announce = (lambda i, n, q: print(f"[{i + 1}/{n}] {q}", file=sys.stderr, flush=True))
+    result = evaluate(loaded, survey, config, progress_bar("Scoring"), on_question=announce)
+    if args.format == "json":
+        print_json(result)
+        return
+    print(f"{survey.id}: {result['model']} on the {args.split} split, temperature {args.temperature}\n")
+    print(f"{'question':<16}{'n':>6}{'JS':>8}{'floor':>8}{'marginal':>10}{'logistic':>10}{'log loss':>10}")
+    for question in result["questions"]:
+        population, individual = question["population"], question["individual"]
+        print(f"{question['id'] + ('*' if question['held_out'] else ''):<16}{population['n']:>6}"
+              f"{number(population['model']['js']):>8}{number(population['noise_floor']['js']):>8}"
+              f"{number(population['baselines'].get('marginal', {}).get('js')):>10}"
+              f"{number(population['baselines'].get('logistic', {}).get('js')):>10}"
+              f"{number(individual['model']['log_loss']):>10}")
+    summary = result["summary"]["all"]
+    print(f"\nMean over {summary['n_slices']} question x single-field slices, JS distance: "
+          f"model {number(summary['slices']['model']['js'])}, noise floor {number(summary['slices']['noise_floor']['js'])}, "
+          + ", ".join(f"{name} {number(scores['js'])}" for name, scores in summary["slices"]["baselines"].items()))
+    print("* held-out question")
+
+
+def run_benchmark(args) -> None:
+    from engine.benchmark import benchmark_scoring
+    from engine.models import load_model
+    from engine.surveys import load_survey
+
+    survey = load_survey(args.survey, args.data_dir)
+    loaded = load_model(model_config(args))
+    print("Timing logit read-out and generate-and-parse on the same personas...", file=sys.stderr, flush=True)
+    result = benchmark_scoring(loaded, survey, args.question, args.personas, args.temperature)
+    if args.format == "json":
+        print_json(result)
+        return
+    print(f"{result['n_personas']} personas, {result['model']} on {result['device']} ({result['dtype']}, "
+          f"{result['threads']} threads)")
+    print(f"  logit read-out     {result['logit_per_s']:>8.1f} persona-questions/s")
+    print(f"  generate-and-parse {result['generate_per_s']:>8.1f} persona-questions/s "
+          f"(parsed {result['generate_success_rate']:.0%})")
+    print(f"  speedup            {result['speedup']:>8.1f}x")
+
+
+COMMANDS = {"surveys": run_surveys, "questions": run_questions, "simulate": run_simulate,
+            "evaluate": run_evaluate, "benchmark": run_benchmark}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights are local; never reach for a hub
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except FocusgroupError as error:
+        print(f"focusgroup: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("focusgroup: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The command line: JSON shapes, and one clear line (no traceback) for every bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engine.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_surveys_lists_gss_and_the_shared_surveys_with_counts(capsys, data_dir):
+    code, out, _ = run(capsys, "surveys", "--data-dir", str(data_dir), "--format", "json")
+    assert code == 0
+    rows = {row["id"]: row for row in json.loads(out)}
+    assert rows["gss2018"]["respondents"] == 2348 and rows["gss2018"]["questions"] == 18
+    assert rows["non-voters"]["respondents"] == 5836
+    assert len(rows) >= 7
+
+
+def test_questions_lists_wording_and_fields(capsys):
+    code, out, _ = run(capsys, "questions", "--survey", "gss2018", "--format", "json")
+    result = json.loads(out)
+    assert code == 0
+    assert any(q["id"] == "natenrgy" and q["held_out"] for q in result["questions"])
+    assert result["fields"][0]["name"] == "age"
+
+
+def test_simulate_json_on_the_tiny_model(capsys):
+    code, out, _ = run(capsys, "simulate", "--question", "natenrgy", "--slice", "partyid=strong democrat",
+                       "--model", "tiny", "--dtype", "float32", "--temperature", "0.5", "--format", "json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["n_real"] == 368 and result["temperature"] == 0.5
+    assert set(result["simulated"]) == set(result["real"]) == {"Too little", "About right", "Too much"}
+
+
+def test_simulate_table_mentions_noise_floor_and_provenance(capsys):
+    code, out, _ = run(capsys, "simulate", "--question", "natspac", "--slice", "sex=female", "--personas", "30",
+                       "--model", "tiny", "--no-baselines")
+    assert code == 0
+    assert "noise floor" in out and "NORC" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["simulate", "--survey", "nope", "--question", "x"], "Unknown survey 'nope'"),
+    (["simulate", "--question", "natxyz"], "no question 'natxyz'"),
+    (["simulate", "--question", "natenrgy", "--slice", "shoe=42"], "no demographic field 'shoe'"),
+    (["simulate", "--question", "natenrgy", "--slice", "sex=robot"], "no value 'robot'"),
+    (["simulate", "--question", "natenrgy", "--slice", "race=other", "--slice", "partyid=other party",
+      "--slice", "age=75+", "--model", "tiny"], "widen it"),
+    (["simulate", "--question", "natenrgy", "--model", "/no/such/model"], "does not exist"),
+    (["simulate", "--question", "natenrgy", "--adapter", "/tmp"], "not a peft adapter"),
+    (["simulate", "--question", "natenrgy", "--model", "tiny", "--temperature", "-1"], "zero or positive"),
+    (["simulate", "--question", "natenrgy", "--device", "cuda", "--model", "tiny"], "no CUDA GPU"),
+    (["surveys", "--data-dir", "/no/such/folder"], "does not exist"),
+])
+def test_bad_input_exits_2_with_one_clear_line(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("focusgroup: error:")]
+    assert len(lines) == 1 and message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_a_malformed_spec_file_exits_2(capsys, tmp_path):
+    spec = tmp_path / "broken.toml"
+    spec.write_text("id = [")
+    code, _, err = run(capsys, "questions", "--survey", str(spec))
+    assert code == 2 and "not valid TOML" in err
+
+
+def test_console_script_runs_as_a_process():
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "simulate", "--question", "natxyz"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("focusgroup: error:") and "Traceback" not in result.stderr

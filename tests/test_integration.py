@@ -1,0 +1,51 @@
+"""End to end with the real embedded SmolLM2-135M-Instruct (a few seconds each on 2 cores)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.cli import main
+from engine.evaluate import EvaluationConfig, evaluate
+from engine.models import ModelConfig, load_model
+from engine.scoring import full_prompt_logits, option_logits
+from engine.simulate import personas_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_simulate_strong_democrats_with_the_real_model(capsys):
+    code = main(["simulate", "--survey", "gss2018", "--question", "natenrgy",
+                 "--slice", "partyid=strong democrat", "--format", "json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert result["model"] == "SmolLM2-135M-Instruct" and result["n_real"] == 368
+    assert sum(result["simulated"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert result["real"]["Too little"] == pytest.approx(253 / 368, abs=1e-4)
+    for key in ("kl", "js", "wasserstein", "tv"):
+        assert result["metrics"][key] > 0 and result["noise_floor"][key] > 0
+
+
+def test_real_model_shared_prefix_matches_plain_forward_passes(gss):
+    loaded = load_model(ModelConfig(dtype="float32"))
+    question = gss.question("natheal")
+    personas = personas_for(gss, gss.demographics.index[100:108])
+    shared = option_logits(loaded, question, gss.fields, personas, use_cache=False)
+    full = np.stack([full_prompt_logits(loaded, question, gss.fields, p) for p in personas])
+    np.testing.assert_allclose(shared, full, atol=2e-3)
+    # the personas differ, and so do the model's answers for them
+    assert np.ptp(shared[:, 0]) > 0
+
+
+def test_evaluate_reports_questions_slices_baselines_and_noise(default_model, gss):
+    config = EvaluationConfig(questions=("natenrgy", "natspac"), min_slice=40)
+    result = evaluate(default_model, gss, config)
+    assert [q["id"] for q in result["questions"]] == ["natenrgy", "natspac"]
+    first = result["questions"][0]
+    assert first["held_out"] and not result["questions"][1]["held_out"]
+    assert first["population"]["n"] == 220
+    assert {"uniform", "marginal", "logistic", "gradient_boosting", "svr"} <= set(first["population"]["baselines"])
+    assert first["slices"] and all(block["n"] >= 40 for block in first["slices"])
+    summary = result["summary"]
+    assert summary["held_out"]["n_questions"] == 1 and summary["trained"]["n_questions"] == 1
+    assert summary["all"]["slices"]["noise_floor"]["js"] > 0

@@ -1,0 +1,65 @@
+"""Model loading: automatic device and dtype, clear errors, the converted default cached once."""
+
+import json
+
+import pytest
+
+from engine.errors import FocusgroupError
+from engine.models import (
+    DEFAULT_MODEL_NAME,
+    ModelConfig,
+    check_adapter_base,
+    choose_device_and_dtype,
+    default_model_folder,
+    quantization_config,
+)
+
+
+def test_default_model_is_converted_once_into_a_safetensors_folder():
+    folder = default_model_folder()
+    assert (folder / "config.json").is_file() and list(folder.glob("*.safetensors"))
+    assert default_model_folder() == folder
+
+
+def test_cpu_dtype_follows_the_processors_bf16_support(monkeypatch):
+    import engine.models as models
+
+    monkeypatch.setattr(models, "cpu_has_fast_bf16", lambda: True)
+    assert choose_device_and_dtype(ModelConfig(device="cpu")) == ("cpu", "bfloat16")
+    monkeypatch.setattr(models, "cpu_has_fast_bf16", lambda: False)
+    assert choose_device_and_dtype(ModelConfig(device="cpu")) == ("cpu", "float32")
+    assert choose_device_and_dtype(ModelConfig(device="cpu", dtype="bfloat16")) == ("cpu", "bfloat16")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"device": "tpu"}, "Unknown device"),
+    ({"dtype": "int3"}, "Unknown dtype"),
+    ({"base": "/no/such/folder"}, "does not exist"),
+    ({"adapter": "/no/such/adapter"}, "not a peft adapter"),
+])
+def test_bad_model_options_are_explained(kwargs, message):
+    with pytest.raises(FocusgroupError, match=message):
+        ModelConfig(**kwargs)
+
+
+def test_four_bit_settings_are_nf4_with_double_quantisation():
+    import torch
+
+    assert quantization_config(ModelConfig(), torch.bfloat16) is None
+    settings = quantization_config(ModelConfig(load_in_4bit=True), torch.bfloat16)
+    assert settings.load_in_4bit and settings.bnb_4bit_quant_type == "nf4"
+    assert settings.bnb_4bit_use_double_quant and settings.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+def test_an_adapter_for_another_base_model_is_refused(tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "manifest.json").write_text(json.dumps({"base_model": {"name": "Llama-3-8B"}}))
+    with pytest.raises(FocusgroupError, match="trained on Llama-3-8B"):
+        check_adapter_base(tmp_path, default_model_folder(), ModelConfig())
+    (tmp_path / "manifest.json").write_text(json.dumps({"base_model": {"name": DEFAULT_MODEL_NAME}}))
+    check_adapter_base(tmp_path, default_model_folder(), ModelConfig())
+
+
+def test_tiny_model_has_the_default_vocabulary(tiny):
+    assert tiny.model.config.num_hidden_layers == 2
+    assert tiny.model.config.vocab_size == len(tiny.tokenizer)

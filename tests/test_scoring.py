@@ -1,0 +1,84 @@
+"""Logit read-out: shared-prefix scoring equals plain forward passes; caches avoid model calls."""
+
+import numpy as np
+import pytest
+
+import engine.scoring as scoring
+from engine.generate import generate_answers
+from engine.scoring import LogitStore, full_prompt_logits, option_logits
+from engine.simulate import personas_for
+
+
+@pytest.fixture
+def personas(gss):
+    return personas_for(gss, gss.demographics.index[:40])
+
+
+def test_shared_prefix_scoring_equals_full_forward_passes(tiny, gss, personas):
+    question = gss.question("natenrgy")
+    shared = option_logits(tiny, question, gss.fields, personas, batch_size=7, use_cache=False)
+    full = np.stack([full_prompt_logits(tiny, question, gss.fields, p) for p in personas[:10]])
+    np.testing.assert_allclose(shared[:10], full, atol=1e-4)
+
+
+def test_scores_do_not_depend_on_batching(tiny, gss, personas):
+    question = gss.question("natspac")
+    one = option_logits(tiny, question, gss.fields, personas, batch_size=1, use_cache=False)
+    many = option_logits(tiny, question, gss.fields, personas, batch_size=16, use_cache=False)
+    np.testing.assert_allclose(one, many, atol=1e-4)
+
+
+def test_a_second_read_comes_from_the_cache_without_the_model(tiny, gss, personas, tmp_path, monkeypatch):
+    question = gss.question("natenrgy")
+    store = LogitStore(tmp_path / "store")
+    first = option_logits(tiny, question, gss.fields, personas, store=store)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the model ran although every persona was cached")
+
+    monkeypatch.setattr(scoring, "score_personas", forbidden)
+    again_in_memory = option_logits(tiny, question, gss.fields, personas, store=store)
+    again_from_disk = option_logits(tiny, question, gss.fields, personas, store=LogitStore(tmp_path / "store"))
+    np.testing.assert_array_equal(first, again_in_memory)
+    np.testing.assert_array_equal(first, again_from_disk)
+
+
+def test_cache_is_keyed_by_stimulus(tiny, gss, personas, tmp_path):
+    question = gss.question("natenrgy")
+    store = LogitStore(tmp_path / "store")
+    plain = option_logits(tiny, question, gss.fields, personas[:5], store=store)
+    stimulated = option_logits(tiny, question, gss.fields, personas[:5], stimulus="Solar is cheap now.", store=store)
+    assert not np.allclose(plain, stimulated)
+
+
+def test_a_corrupt_cache_file_is_rebuilt(tiny, gss, personas, tmp_path):
+    question = gss.question("natenrgy")
+    store = LogitStore(tmp_path / "store")
+    first = option_logits(tiny, question, gss.fields, personas[:5], store=store)
+    for path in (tmp_path / "store").glob("*.npz"):
+        path.write_bytes(b"not a numpy file")
+    again = option_logits(tiny, question, gss.fields, personas[:5], store=LogitStore(tmp_path / "store"))
+    np.testing.assert_allclose(first, again, atol=1e-6)
+
+
+def test_identical_personas_are_scored_once(tiny, gss, monkeypatch):
+    calls = []
+    original = scoring.score_personas
+
+    def counting(loaded, question, fields, texts, *args):
+        calls.append(len(texts))
+        return original(loaded, question, fields, texts, *args)
+
+    monkeypatch.setattr(scoring, "score_personas", counting)
+    logits = option_logits(tiny, gss.question("natenrgy"), gss.fields, ["a; b", "a; b", "c; d"], use_cache=False)
+    assert calls == [2]
+    np.testing.assert_array_equal(logits[0], logits[1])
+
+
+def test_generate_and_parse_is_reproducible_and_reports_success(tiny, gss, personas):
+    question = gss.question("natenrgy")
+    first = generate_answers(tiny, question, gss.fields, personas[:6], temperature=1.0, seed=3)
+    again = generate_answers(tiny, question, gss.fields, personas[:6], temperature=1.0, seed=3)
+    assert first.replies == again.replies
+    assert 0.0 <= first.success_rate <= 1.0
+    assert np.all((first.answers >= -1) & (first.answers < 3))

@@ -1,0 +1,92 @@
+"""Simulating a slice: temperature without model calls, reproducible draws, real comparisons."""
+
+import numpy as np
+import pytest
+
+import engine.scoring as scoring
+from engine.errors import FocusgroupError
+from engine.metrics import answer_distribution, apply_temperature
+from engine.simulate import simulate
+from engine.slices import parse_slice
+from engine.surveys.model import Option, Question
+
+
+@pytest.fixture(scope="module")
+def democrats(tiny, gss):
+    return simulate(tiny, gss, "natenrgy", parse_slice(gss, ["partyid=strong democrat"]), temperature=1.0)
+
+
+def test_simulated_distribution_is_the_mean_of_persona_distributions(democrats):
+    expected = apply_temperature(democrats.logits, 0.7).mean(axis=0)
+    np.testing.assert_allclose(democrats.at(0.7).simulated, expected)
+    assert democrats.at(0.7).simulated.sum() == pytest.approx(1.0)
+
+
+def test_temperature_zero_is_each_personas_argmax(democrats):
+    winners = democrats.logits.argmax(axis=1)
+    expected = np.bincount(winners, minlength=3) / len(winners)
+    np.testing.assert_allclose(democrats.at(0).simulated, expected)
+
+
+def test_changing_temperature_never_runs_the_model(democrats, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the model ran for a temperature change")
+
+    monkeypatch.setattr(scoring, "score_personas", forbidden)
+    low, high = democrats.at(0.2), democrats.at(2.0)
+    assert not np.allclose(low.simulated, high.simulated)
+    assert low.metrics["js"] != high.metrics["js"]
+
+
+def test_real_distribution_and_counts_come_from_the_slice(democrats, gss):
+    answers = gss.answers.loc[democrats.index, "natenrgy"].to_numpy()
+    np.testing.assert_allclose(democrats.real, answer_distribution(answers, 3))
+    assert democrats.n_real == int((answers != -1).sum()) == 368
+    assert democrats.n_personas == 379
+
+
+def test_json_summary_has_every_documented_key(democrats):
+    result = democrats.to_dict(1.0)
+    for key in ("survey", "question", "slice", "n_real", "temperature", "options", "simulated", "real",
+                "metrics", "noise_floor", "baselines"):
+        assert key in result
+    assert set(result["metrics"]) == set(result["noise_floor"]) == {"kl", "js", "wasserstein", "tv"}
+    assert {"uniform", "marginal", "logistic", "gradient_boosting", "svr"} <= set(result["baselines"])
+    assert result["slice"] == {"partyid": ["Strong Democrat"]}
+    assert sum(result["simulated"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_same_seed_same_personas_and_samples(tiny, gss):
+    first = simulate(tiny, gss, "natspac", n_personas=25, seed=7, with_baselines=False)
+    again = simulate(tiny, gss, "natspac", n_personas=25, seed=7, with_baselines=False)
+    other = simulate(tiny, gss, "natspac", n_personas=25, seed=8, with_baselines=False)
+    assert first.index.equals(again.index) and not first.index.equals(other.index)
+    draws = [s.sample(50, 1.0, np.random.default_rng(1)) for s in (first, again)]
+    assert draws[0].equals(draws[1])
+    assert first.noise == again.noise
+
+
+def test_an_empty_slice_is_explained(tiny, gss):
+    filters = parse_slice(gss, ["race=other", "partyid=other party", "age=75+"])
+    with pytest.raises(FocusgroupError, match="widen it"):
+        simulate(tiny, gss, "natenrgy", filters)
+
+
+def test_a_new_question_is_simulated_without_real_data(tiny, gss):
+    question = Question("new_snack", "Would you buy a spicy seaweed snack?", "ordinal", (
+        Option(("1",), "Definitely", 1.0), Option(("2",), "Maybe", 2.0), Option(("3",), "No", 3.0)))
+    simulation = simulate(tiny, gss, question, parse_slice(gss, ["sex=female"]), stimulus="Only 90 calories.")
+    result = simulation.to_dict(1.0)
+    assert result["real"] is None and result["metrics"] is None and result["baselines"] == {}
+    assert sum(result["simulated"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_weights_enter_the_simulated_distribution(tiny, data_dir):
+    from engine.surveys import load_survey
+
+    survey = load_survey("non-voters", data_dir)
+    simulation = simulate(tiny, survey, "Q3_4", n_personas=60, with_baselines=False)
+    probabilities = apply_temperature(simulation.logits, 1.0)
+    weighted = np.average(probabilities, axis=0, weights=simulation.weights)
+    np.testing.assert_allclose(simulation.at(1.0).simulated, weighted)
+    assert not np.allclose(simulation.weights, 1.0)

@@ -1,0 +1,164 @@
+"""Survey loading: the built-in GSS extract, the six shared exports, splits and bad specs."""
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from engine.errors import FocusgroupError
+from engine.surveys import list_surveys, load_survey
+from engine.surveys.spec import read_rdataset, survey_from_spec
+from engine.surveys.split import held_out_questions, split_index, split_respondents
+
+SHARED = {
+    "non-voters": 5836,
+    "food-world-cup": 1373,
+    "flying-etiquette-survey": 1040,
+    "steak-survey": 550,
+    "star-wars-survey": 1186,
+    "thanksgiving-2015": 1058,
+}
+
+
+def test_gss2018_loads_from_the_installed_package(gss):
+    assert gss.n_respondents == 2348
+    assert len(gss.questions) == 18
+    assert [f.name for f in gss.fields] == [
+        "age", "sex", "race", "degree", "income", "partyid", "polviews", "place", "work"]
+    assert gss.question("natenrgy").labels == ["Too little", "About right", "Too much"]
+    assert held_out_questions(gss) == ("natenrgy", "natenvir")
+    assert "NORC" in gss.provenance and "stevedata" in gss.provenance
+
+
+def test_gss2018_answers_match_the_raw_codes(gss):
+    raw = read_rdataset("stevedata/gss_spending").set_index("id")
+    codes = raw.loc[gss.answers.index.astype(int), "natenrgy"].to_numpy()
+    answers = gss.answers["natenrgy"].to_numpy()
+    # 1 = too little -> option 0, 0 = about right -> 1, -1 = too much -> 2, NaN -> missing
+    expected = np.select([codes == 1, codes == 0, codes == -1], [0, 1, 2], default=-1)
+    assert np.array_equal(answers, expected)
+    assert (answers == -1).sum() == 114
+
+
+def test_gss2018_ages_are_banded(gss):
+    assert gss.field("age").values == ("18-29", "30-44", "45-59", "60-74", "75+")
+    raw = read_rdataset("stevedata/gss_spending").set_index("id")
+    ages = raw.loc[gss.demographics.index.astype(int), "age"].to_numpy()
+    banded = gss.demographics["age"].to_numpy()
+    assert all(band == "30-44" for band in banded[(ages >= 30) & (ages < 45)])
+
+
+@pytest.mark.parametrize("survey_id,respondents", SHARED.items())
+def test_every_shared_survey_loads(data_dir, survey_id, respondents):
+    survey = load_survey(survey_id, data_dir)
+    assert survey.n_respondents == respondents
+    assert len(survey.questions) >= 5 and len(survey.fields) >= 5
+    assert "FiveThirtyEight" in survey.source and survey.license == "CC BY 4.0"
+    answered = (survey.answers != -1).mean()
+    assert (answered > 0).all(), "a question with no answers means its codes are wrong"
+    for question in survey.questions:
+        assert survey.answers[question.id].max() < len(question.options)
+
+
+def test_surveys_list_includes_gss_and_the_shared_six(data_dir):
+    entries = {entry.id: entry for entry in list_surveys(data_dir)}
+    assert set(SHARED) | {"gss2018"} <= set(entries)
+    assert all(entry.data_present for entry in entries.values())
+
+
+def test_non_voters_carries_weights(data_dir):
+    survey = load_survey("non-voters", data_dir)
+    assert survey.weights is not None and survey.weights.gt(0).all()
+
+
+def test_split_is_8_1_1_disjoint_and_reproducible(gss):
+    first, again, other = split_respondents(gss, 0), split_respondents(gss, 0), split_respondents(gss, 1)
+    assert first.equals(again)
+    assert not first.equals(other)
+    counts = first.value_counts()
+    assert counts["train"] == round(0.8 * 2348) and counts["validation"] == round(0.1 * 2348)
+    assert counts.sum() == 2348
+    train, test = split_index(gss, "train"), split_index(gss, "test")
+    assert len(train.intersection(test)) == 0
+
+
+def test_unknown_survey_names_the_known_ones():
+    with pytest.raises(FocusgroupError, match="gss2018"):
+        load_survey("no-such-survey")
+
+
+def test_unknown_question_and_field_are_explained(gss):
+    with pytest.raises(FocusgroupError, match="did you mean natenrgy"):
+        gss.question("natenrg")
+    with pytest.raises(FocusgroupError, match="partyid"):
+        gss.field("shoe_size")
+
+
+def write_export(folder, spec_text, csv_bytes):
+    (folder / "mine").mkdir(parents=True, exist_ok=True)
+    (folder / "mine" / "export.csv").write_bytes(csv_bytes)
+    (folder / "mine.toml").write_text(textwrap.dedent(spec_text))
+    return folder / "mine.toml"
+
+
+SPEC = """
+    id = "mine"
+    title = "My panel"
+    source = "Acme panel"
+    license = "internal"
+    [data]
+    file = "mine/export.csv"
+    respondent_id = "ID"
+    missing = ["", "N/A"]
+    [[fields]]
+    name = "gender"
+    column = "Gender"
+    options = ["Female", "Male"]
+    [[questions]]
+    id = "likes"
+    column = 2
+    text = "How much do you like it?"
+    type = "ordinal"
+    options = ["Not at all", "Somewhat", "A lot"]
+"""
+
+
+def test_a_users_own_export_loads_through_the_same_path(tmp_path):
+    csv = "ID,Gender,How much do you like it?\n1,Female,A lot\n2,Male,N/A\n3,Male,Somewhat\n"
+    spec = write_export(tmp_path, SPEC, csv.encode("cp1252") + "4,Female,Not at all\n".encode())
+    assert "mine" in {entry.id for entry in list_surveys(tmp_path)}
+    survey = load_survey("mine", tmp_path)
+    assert survey.answers["likes"].tolist() == [2, -1, 1, 0]
+    assert survey_from_spec(spec, tmp_path).n_respondents == 4
+
+
+def test_a_stray_non_utf8_byte_does_not_crash(tmp_path):
+    csv = b"ID,Gender,How much do you like it?\xca\n1,Female,A lot\n"
+    write_export(tmp_path, SPEC, csv)
+    assert load_survey("mine", tmp_path).n_respondents == 1
+
+
+@pytest.mark.parametrize("broken,message", [
+    ("id = [unclosed", "not valid TOML"),
+    (SPEC.replace('column = 2', 'column = 9'), "out of range"),
+    (SPEC.replace('column = "Gender"', 'column = "Sex"'), "no column named"),
+    (SPEC.replace('options = ["Female", "Male"]', 'options = ["Female"]'), "not among its options"),
+    (SPEC.replace('"N/A"]', '"N/A", "A lot"]'), "both an option and a missing code"),
+])
+def test_bad_specs_name_the_problem(tmp_path, broken, message):
+    csv = b"ID,Gender,How much do you like it?\n1,Female,A lot\n2,Male,N/A\n"
+    write_export(tmp_path, broken, csv)
+    with pytest.raises(FocusgroupError, match=message):
+        survey_from_spec(tmp_path / "mine.toml", tmp_path)
+
+
+def test_repeated_respondent_ids_are_refused(tmp_path):
+    write_export(tmp_path, SPEC, b"ID,Gender,How much do you like it?\n1,Female,A lot\n1,Male,N/A\n")
+    with pytest.raises(FocusgroupError, match="respondent_id"):
+        survey_from_spec(tmp_path / "mine.toml", tmp_path)
+
+
+def test_a_missing_data_file_is_explained(tmp_path):
+    (tmp_path / "mine.toml").write_text(textwrap.dedent(SPEC))
+    with pytest.raises(FocusgroupError, match="needs its data file"):
+        load_survey("mine", tmp_path)
