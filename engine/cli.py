@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--personas", type=int, help="draw this many personas from the slice (default: all)")
     simulate.add_argument("--seed", type=int, default=0, help="seed for persona draws and the noise floor")
     simulate.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
+    simulate.add_argument("--mode", choices=("logits", "generate"), default="logits",
+                          help="logits: exact distributions from one forward pass (default); generate: "
+                               "sample one reply per persona and parse it (the slower comparison)")
+    simulate.add_argument("--samples", type=int, default=0,
+                          help="also list this many simulated respondents drawn with --seed (json)")
     add_model_options(simulate)
     add_data_dir(simulate)
     add_format(simulate)
@@ -196,7 +201,9 @@ def run_questions(args) -> None:
 
 def run_simulate(args) -> None:
     from engine.models import load_model
-    from engine.simulate import simulate
+    import numpy as np
+
+    from engine.simulate import simulate, simulate_by_generation
     from engine.slices import parse_slice
     from engine.surveys import load_survey
 
@@ -205,28 +212,42 @@ def run_simulate(args) -> None:
     survey.question(args.question)
     if args.personas is not None and args.personas < 1:
         raise FocusgroupError("--personas must be at least 1.")
+    if args.samples < 0:
+        raise FocusgroupError("--samples must be zero or more.")
     loaded = load_model(model_config(args))
-    simulation = simulate(loaded, survey, args.question, filters, args.temperature, args.stimulus,
-                          args.personas, args.seed, progress_bar("Simulating"), not args.no_baselines)
-    result = simulation.to_dict(args.temperature)
+    if args.mode == "generate":
+        result = simulate_by_generation(loaded, survey, args.question, filters, args.temperature, args.stimulus,
+                                        args.personas, args.seed, progress_bar("Generating"))
+    else:
+        simulation = simulate(loaded, survey, args.question, filters, args.temperature, args.stimulus,
+                              args.personas, args.seed, progress_bar("Simulating"), not args.no_baselines)
+        result = simulation.to_dict(args.temperature)
+        if args.samples:
+            sample = simulation.sample(args.samples, args.temperature, np.random.default_rng(args.seed))
+            result["samples"] = sample.to_dict(orient="records")
     if args.format == "json":
         print_json(result)
         return
     print(f"{survey.id} / {result['question']} / {result['slice_description']}")
     print(f"{result['n_personas']} personas, {result['n_real']} real answers, temperature {args.temperature}, "
           f"model {result['model']}")
+    if args.mode == "generate":
+        print(f"Generate-and-parse: {result['parse_success_rate']:.0%} of replies named a valid option")
     if args.stimulus:
         print(f"Stimulus: {args.stimulus}")
     print(f"Question: {result['question_text']}\n")
     print(f"{'option':<36}{'simulated':>10}{'real':>10}")
     for label in result["options"]:
         real = "-" if result["real"] is None else f"{result['real'][label]:.1%}"
-        print(f"{label[:35]:<36}{result['simulated'][label]:>10.1%}{real:>10}")
-    if result["metrics"]:
+        simulated = "-" if result["simulated"] is None else f"{result['simulated'][label]:.1%}"
+        print(f"{label[:35]:<36}{simulated:>10}{real:>10}")
+    if result["simulated"] is None:
+        print("\nNo reply named a valid option, so there is no simulated distribution.")
+    elif result["metrics"]:
         print("\nDistance to the real slice (noise floor = what a second real sample would differ by):")
         for key in ("js", "kl", "wasserstein", "tv"):
             print(f"  {key:<12}{number(result['metrics'][key]):>8}   noise floor {number(result['noise_floor'][key])}")
-        if result["baselines"]:
+        if result.get("baselines"):
             print("Baselines, JS distance: " + ", ".join(
                 f"{name} {number(scores['js'])}" for name, scores in result["baselines"].items()))
     else:

@@ -35,6 +35,7 @@ from engine.metrics import (
     noise_floor,
     population_metrics,
 )
+from engine.generate import generate_answers
 from engine.models import LoadedModel
 from engine.prompts import render_persona
 from engine.scoring import Progress, option_logits
@@ -151,6 +152,7 @@ class Simulation:
         snapshot = self.at(temperature)
         labels = self.question.labels
         return {
+            "mode": "logits",
             "survey": self.survey.id,
             "question": self.question.id,
             "question_text": self.question.text,
@@ -188,6 +190,18 @@ def score_baselines(simulation: Simulation) -> dict[str, dict]:
     return scores
 
 
+def choose_personas(survey: Survey, filters: Slice, n_personas: int | None, rng: np.random.Generator) -> pd.Index:
+    """The slice's respondents, or `n_personas` of them drawn without replacement."""
+    index = slice_index(survey, filters)
+    if len(index) == 0:
+        raise FocusgroupError(
+            f"No respondent of {survey.id!r} is in the slice ({describe_slice(filters)}); widen it."
+        )
+    if n_personas is not None and n_personas < len(index):
+        index = index[np.sort(rng.choice(len(index), size=n_personas, replace=False))]
+    return index
+
+
 def simulate(
     loaded: LoadedModel,
     survey: Survey,
@@ -208,14 +222,8 @@ def simulate(
     is_survey_question = any(q.id == question.id and q == question for q in survey.questions)
 
     # Phase 1: who is in the slice.
-    index = slice_index(survey, filters)
-    if len(index) == 0:
-        raise FocusgroupError(
-            f"No respondent of {survey.id!r} is in the slice ({describe_slice(filters)}); widen it."
-        )
     rng = np.random.default_rng(seed)
-    if n_personas is not None and n_personas < len(index):
-        index = index[np.sort(rng.choice(len(index), size=n_personas, replace=False))]
+    index = choose_personas(survey, filters, n_personas, rng)
     weights = survey.weight_array(index)
 
     # Phase 2: the model, once per persona (cached).
@@ -241,4 +249,63 @@ def simulate(
     return simulation
 
 
-__all__ = ["Simulation", "Snapshot", "simulate", "personas_for", "slice_distribution", "POPULATION_METRICS"]
+def simulate_by_generation(
+    loaded: LoadedModel,
+    survey: Survey,
+    question_id: str,
+    filters: Slice | None = None,
+    temperature: float = 1.0,
+    stimulus: str | None = None,
+    n_personas: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict:
+    """The paper's reading, for comparison: one generated reply per persona, parsed.
+
+    The simulated distribution is the weighted histogram of the replies that named a valid
+    option; `parse_success_rate` says how many did. Each temperature needs a new run.
+    """
+    filters = filters or {}
+    question = survey.question(question_id)
+    rng = np.random.default_rng(seed)
+    index = choose_personas(survey, filters, n_personas, rng)
+    weights = survey.weight_array(index)
+    generated = generate_answers(loaded, question, survey.fields, personas_for(survey, index), temperature,
+                                 stimulus, seed=seed, progress=progress)
+    parsed = generated.answers != MISSING
+    answers = survey.answers.loc[index, question.id].to_numpy()
+    values = question.values if question.is_scale else None
+    labels = question.labels
+    simulated = real = metrics = noise = None
+    if parsed.any():
+        simulated = answer_distribution(generated.answers, len(labels), weights)
+    if (answers != MISSING).any():
+        real = answer_distribution(answers, len(labels), weights)
+        noise = noise_floor(real, effective_sample_size(weights[answers != MISSING]), values, rng)
+        if simulated is not None:
+            metrics = population_metrics(real, simulated, values)
+    return {
+        "mode": "generate",
+        "survey": survey.id,
+        "question": question.id,
+        "question_text": question.text,
+        "stimulus": stimulus,
+        "slice": {name: list(v) for name, v in filters.items()},
+        "slice_description": describe_slice(filters),
+        "model": loaded.config.name,
+        "n_personas": len(index),
+        "n_real": int((answers != MISSING).sum()),
+        "temperature": temperature,
+        "seed": seed,
+        "options": labels,
+        "parse_success_rate": generated.success_rate,
+        "simulated": None if simulated is None else dict(zip(labels, simulated.round(6).tolist())),
+        "real": None if real is None else dict(zip(labels, real.round(6).tolist())),
+        "metrics": metrics,
+        "noise_floor": noise,
+        "provenance": survey.provenance,
+    }
+
+
+__all__ = ["Simulation", "Snapshot", "simulate", "simulate_by_generation", "personas_for", "slice_distribution",
+           "POPULATION_METRICS"]

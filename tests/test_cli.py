@@ -81,3 +81,20 @@ def test_console_script_runs_as_a_process():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("focusgroup: error:") and "Traceback" not in result.stderr
+
+
+def test_simulate_generate_mode_reports_parse_success(capsys):
+    code, out, _ = run(capsys, "simulate", "--question", "natspac", "--personas", "12", "--mode", "generate",
+                       "--model", "tiny", "--format", "json")
+    result = json.loads(out)
+    assert code == 0 and result["mode"] == "generate"
+    assert 0.0 <= result["parse_success_rate"] <= 1.0 and result["n_personas"] == 12
+
+
+def test_simulate_lists_seeded_samples(capsys):
+    argv = ["simulate", "--question", "natspac", "--personas", "20", "--model", "tiny", "--no-baselines",
+            "--samples", "5", "--seed", "4", "--format", "json"]
+    first = json.loads(run(capsys, *argv)[1])["samples"]
+    again = json.loads(run(capsys, *argv)[1])["samples"]
+    assert len(first) == 5 and first == again
+    assert all(sample["answer"] in ("Too little", "About right", "Too much") for sample in first)
