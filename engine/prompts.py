@@ -35,7 +35,7 @@ import pandas as pd
 from engine.errors import FocusgroupError
 from engine.surveys.model import DemographicField, Question
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 OPTION_LETTERS = string.ascii_uppercase
 
 SYSTEM_PROMPT = (

@@ -1,8 +1,9 @@
 """Answer logits: one forward pass per persona reads the model's scores for every option.
 
 For a question and a list of personas, `option_logits` returns an array [personas, options]
-of log-scores: the log-sum-exp of the next-token logits of each option's answer tokens
-(`engine.prompts.answer_token_ids`). Temperature is applied later to these numbers
+of log-probabilities: the next-token probability of each option's answer tokens
+(`engine.prompts.answer_token_ids`), summed over its variants, in log space. Their
+softmax is the persona's answer distribution; what they leave to other tokens is ignored. Temperature is applied later to these numbers
 (`engine.metrics.apply_temperature`), so changing it never runs the model again.
 
 How the work is shared: every persona asked one question shares the prompt up to the
@@ -95,7 +96,7 @@ def option_logits(
     store: LogitStore | None = None,
     use_cache: bool = True,
 ) -> np.ndarray:
-    """Option log-scores, shape [len(personas), len(question.options)], float64.
+    """Option log-probabilities, shape [len(personas), len(question.options)], float64.
 
     `personas` are `engine.prompts.render_persona` lines over `fields`.
     """
@@ -118,6 +119,52 @@ def option_logits(
     return np.stack([cached[k] for k in persona_keys]).astype(np.float64)
 
 
+def split_model(model):
+    """The decoder stack and output head of a causal LM, looking through a peft wrapper."""
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return causal_lm.get_decoder(), causal_lm.get_output_embeddings()
+
+
+def option_token_groups(tokenizer, question: Question, device):
+    """All answer-token ids in one tensor, and how many belong to each option."""
+    import torch
+
+    option_ids = answer_token_ids(tokenizer, question)
+    flat = torch.tensor([token for ids in option_ids for token in ids], device=device)
+    return flat, [len(ids) for ids in option_ids]
+
+
+def tokenize_prompts(tokenizer, question: Question, fields, personas: Sequence[str], stimulus: str | None):
+    """The shared prefix's token ids [1, P] and each persona part's token ids."""
+    prompts = [render_prompt(tokenizer, question, fields, persona, stimulus) for persona in personas]
+    prefix = render_prompt(tokenizer, question, fields, "", stimulus).prefix
+    prefix_ids = tokenizer(prefix, add_special_tokens=False, return_tensors="pt").input_ids
+    return prefix_ids, [tokenizer(p.persona_part, add_special_tokens=False).input_ids for p in prompts]
+
+
+def batch_option_logprobs(decoder, head, prefix_cache, suffixes: Sequence[Sequence[int]], option_tokens, pad: int):
+    """Log-probabilities [B, k] of each option's answer tokens after prefix + persona.
+
+    `prefix_cache` is repeated across the batch in place (pass a copy to keep the original).
+    Personas are right-padded to a multiple of LENGTH_BUCKET: causal attention keeps padding
+    away from real tokens, and repeated shapes reuse the CPU's prepared matrix kernels.
+    Differentiable, so training uses it too.
+    """
+    import torch
+
+    flat_ids, groups = option_tokens
+    lengths = [len(suffix) for suffix in suffixes]
+    width = -(-max(lengths) // LENGTH_BUCKET) * LENGTH_BUCKET
+    batch = torch.full((len(suffixes), width), pad, dtype=torch.long)
+    for row, suffix in enumerate(suffixes):
+        batch[row, : lengths[row]] = torch.tensor(suffix)
+    prefix_cache.batch_repeat_interleave(len(suffixes))
+    hidden = decoder(input_ids=batch.to(flat_ids.device), cache=prefix_cache, use_cache=True).last_hidden_state
+    last = hidden[torch.arange(len(suffixes)), torch.tensor(lengths) - 1]
+    token_logprobs = torch.log_softmax(head(last).float(), dim=-1)[:, flat_ids]
+    return torch.stack([chunk.logsumexp(dim=1) for chunk in torch.split(token_logprobs, groups, dim=1)], dim=1)
+
+
 def score_personas(
     loaded: LoadedModel,
     question: Question,
@@ -132,45 +179,24 @@ def score_personas(
 
     tokenizer, model = loaded.tokenizer, loaded.model
     device = next(model.parameters()).device
-    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
-    option_ids = answer_token_ids(tokenizer, question)
-    flat_ids = torch.tensor([token for ids in option_ids for token in ids], device=device)
-    groups = [len(ids) for ids in option_ids]
-
-    # Phase 1: the shared prefix, once.
-    prompts = [render_prompt(tokenizer, question, fields, persona, stimulus) for persona in personas]
-    prefix_ids = tokenizer(prompts[0].prefix, add_special_tokens=False, return_tensors="pt").input_ids.to(device)
-    suffixes = [tokenizer(p.persona_part, add_special_tokens=False).input_ids for p in prompts]
+    decoder, head = split_model(model)
+    option_tokens = option_token_groups(tokenizer, question, device)
+    prefix_ids, suffixes = tokenize_prompts(tokenizer, question, fields, personas, stimulus)
+    results: list[np.ndarray | None] = [None] * len(personas)
     with torch.inference_mode():
-        prefix_cache = decoder(input_ids=prefix_ids, use_cache=True).cache
+        # Phase 1: the shared prefix, once.
+        prefix_cache = decoder(input_ids=prefix_ids.to(device), use_cache=True).cache
 
         # Phase 2: personas in batches sorted by length, the prefix cache repeated per row.
         order = np.argsort([len(s) for s in suffixes], kind="stable")
-        results: list[np.ndarray | None] = [None] * len(personas)
-        pad = tokenizer.pad_token_id
-        done = 0
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            lengths = [len(suffixes[i]) for i in rows]
-            # Pad to a multiple of 8: repeated shapes reuse the CPU's prepared matrix kernels.
-            width = -(-max(lengths) // LENGTH_BUCKET) * LENGTH_BUCKET
-            batch = torch.full((len(rows), width), pad, dtype=torch.long)
+            scores = batch_option_logprobs(decoder, head, copy.deepcopy(prefix_cache),
+                                           [suffixes[i] for i in rows], option_tokens, tokenizer.pad_token_id)
             for row, i in enumerate(rows):
-                batch[row, : lengths[row]] = torch.tensor(suffixes[i])
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(len(rows))
-            hidden = decoder(input_ids=batch.to(device), cache=cache, use_cache=True).last_hidden_state
-            last = hidden[torch.arange(len(rows)), torch.tensor(lengths) - 1]
-            token_logits = head(last).float()[:, flat_ids]
-            per_option = torch.stack(
-                [chunk.logsumexp(dim=1) for chunk in torch.split(token_logits, groups, dim=1)], dim=1
-            )
-            for row, i in enumerate(rows):
-                results[i] = per_option[row].cpu().numpy()
-            done += len(rows)
+                results[i] = scores[row].cpu().numpy()
             if progress is not None:
-                progress(done, len(personas))
+                progress(min(start + batch_size, len(order)), len(personas))
     return results
 
 
@@ -178,7 +204,7 @@ def full_prompt_logits(
     loaded: LoadedModel, question: Question, fields: tuple[DemographicField, ...], persona: str,
     stimulus: str | None = None,
 ) -> np.ndarray:
-    """Option log-scores from one plain forward pass over the whole prompt (no sharing).
+    """Option log-probabilities from one plain forward pass over the whole prompt (no sharing).
 
     The reference that `score_personas` must agree with; used by tests.
     """
@@ -188,6 +214,7 @@ def full_prompt_logits(
     ids = loaded.tokenizer(prompt.text, add_special_tokens=False, return_tensors="pt").input_ids
     with torch.inference_mode():
         logits = loaded.model(input_ids=ids.to(next(loaded.model.parameters()).device)).logits[0, -1].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
     return np.array(
-        [logits[ids_].logsumexp(0).item() for ids_ in map(list, answer_token_ids(loaded.tokenizer, question))]
+        [logprobs[ids_].logsumexp(0).item() for ids_ in map(list, answer_token_ids(loaded.tokenizer, question))]
     )
