@@ -4,6 +4,7 @@
     focusgroup questions --survey gss2018
     focusgroup simulate --survey gss2018 --question natenrgy --slice partyid="strong democrat"
     focusgroup evaluate --survey gss2018 --split test --format json
+    focusgroup train --survey gss2018 --method lora --out adapters/gss2018
     focusgroup benchmark scoring --format json
 
 Every user mistake ends with one line on stderr naming the problem and the fix, and exit
@@ -90,6 +91,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(evaluate)
     add_data_dir(evaluate)
     add_format(evaluate)
+
+    train = commands.add_parser("train", help="fine-tune a LoRA or QLoRA adapter on a survey's train split")
+    train.add_argument("--survey", default="gss2018", help="survey id or spec file (default: gss2018)")
+    train.add_argument("--method", choices=("lora", "qlora"), default="lora",
+                       help="lora, or qlora (4-bit NF4 base weights)")
+    train.add_argument("--base-model", default="default", help="`default` or a local model folder")
+    train.add_argument("--out", required=True, help="folder for the adapter and its manifest")
+    train.add_argument("--epochs", type=float, default=1.0, help="passes over the examples (default: 1)")
+    train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    train.add_argument("--lr", type=float, default=5e-4, help="learning rate (default: 5e-4)")
+    train.add_argument("--batch-size", type=int, default=16, help="examples per step (default: 16)")
+    train.add_argument("--rank", type=int, default=16, help="LoRA rank (default: 16)")
+    train.add_argument("--alpha", type=int, default=32, help="LoRA alpha (default: 32)")
+    train.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout (default: 0)")
+    train.add_argument("--target-modules", nargs="+", default=["all-linear"],
+                       help="module names to adapt (default: all-linear)")
+    train.add_argument("--numeric-loss-weight", type=float, default=1.0,
+                       help="W, weight of the numeric-distance term; 0 = plain cross-entropy (default: 1)")
+    train.add_argument("--numeric-loss-width", type=float, default=2.0,
+                       help="D, distance on the scale at which an answer earns nothing (default: 2)")
+    train.add_argument("--held-out-questions", nargs="*",
+                       help="questions never trained on (default: the survey's held-out set)")
+    train.add_argument("--max-examples", type=int, help="train on at most this many examples")
+    train.add_argument("--eval-every", type=int, default=50, help="steps between validation losses")
+    train.add_argument("--eval-examples", type=int, default=512, help="validation examples (default: 512)")
+    train.add_argument("--patience", type=int, default=3, help="evaluations without improvement before stopping")
+    train.add_argument("--gradient-checkpointing", action="store_true", help="save memory, spend compute")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--split-seed", type=int, default=0, help="seed of the 8:1:1 respondent split")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    add_data_dir(train)
 
     benchmark = commands.add_parser("benchmark", help="time the engine")
     benchmark_kinds = benchmark.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -285,6 +317,43 @@ def run_evaluate(args) -> None:
     print("* held-out question")
 
 
+def run_train(args) -> None:
+    from tqdm import tqdm
+
+    from engine.training.config import TrainConfig
+    from engine.training.trainer import train
+
+    config = TrainConfig(
+        survey=args.survey, out=args.out, method=args.method, base_model=args.base_model, epochs=args.epochs,
+        max_steps=args.max_steps, learning_rate=args.lr, batch_size=args.batch_size, rank=args.rank,
+        alpha=args.alpha, dropout=args.dropout, target_modules=tuple(args.target_modules),
+        numeric_loss_weight=args.numeric_loss_weight, numeric_loss_width=args.numeric_loss_width,
+        held_out_questions=None if args.held_out_questions is None else tuple(args.held_out_questions),
+        max_examples=args.max_examples, eval_every=args.eval_every, eval_examples=args.eval_examples,
+        patience=args.patience, gradient_checkpointing=args.gradient_checkpointing, seed=args.seed,
+        split_seed=args.split_seed, data_dir=args.data_dir,
+    )
+    bars = []
+
+    def report(progress) -> None:
+        if not bars:
+            bars.append(tqdm(total=progress.total_steps, desc="Training", unit="step", file=sys.stderr,
+                             dynamic_ncols=True, initial=progress.step - 1))
+        bar = bars[0]
+        bar.update(progress.step - bar.n)
+        shown = {"loss": f"{progress.loss:.3f}"}
+        if progress.best_validation_loss is not None:
+            shown["best_val"] = f"{progress.best_validation_loss:.3f}"
+        bar.set_postfix(shown)
+
+    manifest = train(config, report, resume=args.resume)
+    if bars:
+        bars[0].close()
+    print(f"Adapter written to {args.out}: {manifest['steps']} steps on {manifest['n_train_examples']} examples, "
+          f"best validation loss {manifest['best_validation_loss']:.4f} at step {manifest['best_step']}, "
+          f"{manifest['wall_seconds']:.0f} s.")
+
+
 def run_benchmark(args) -> None:
     from engine.benchmark import benchmark_scoring
     from engine.models import load_model
@@ -306,7 +375,7 @@ def run_benchmark(args) -> None:
 
 
 COMMANDS = {"surveys": run_surveys, "questions": run_questions, "simulate": run_simulate,
-            "evaluate": run_evaluate, "benchmark": run_benchmark}
+            "evaluate": run_evaluate, "train": run_train, "benchmark": run_benchmark}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,357 @@
+"""Fine-tuning with LoRA or QLoRA: the loop, validation, checkpoints and the atomic output.
+
+    focusgroup train --survey gss2018 --method lora --max-steps 5 --out /tmp/adapter
+
+Phases, top to bottom in `train`:
+1. the output folder: refuse one that holds a different run; resume from its checkpoint;
+2. data: train-split examples of the trained questions, validation-split examples;
+3. model: the base (4-bit NF4 for QLoRA) with a fresh LoRA adapter (peft);
+4. the loop: one question per batch, its prompt prefix run once, loss = cross-entropy +
+   W x numeric distance (`engine.training.loss`); validation loss every `eval_every` steps,
+   the best adapter kept, early stop after `patience` evaluations without improvement;
+5. output: the best adapter and `manifest.json` written to a staging folder and renamed
+   into place, so a killed run never leaves a half-written adapter behind.
+
+Progress goes to a callback with step, loss and ETA: the CLI draws a tqdm bar from it, and
+the dashboard a progress bar. Multi-GPU runs use accelerate's launcher (see the README).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine import __version__
+from engine.atomic import atomic_write_text
+from engine.errors import FocusgroupError
+from engine.models import DEFAULT_MODEL_NAME, ModelConfig, _load_model, default_model_folder, quiet_transformers
+from engine.prompts import PROMPT_VERSION
+from engine.scoring import batch_option_logprobs, option_token_groups, split_model, tokenize_prompts
+from engine.surveys import load_survey
+from engine.surveys.split import held_out_questions
+from engine.training.config import TrainConfig
+from engine.training.examples import Example, build_examples, make_batches, subsample
+from engine.training.loss import answer_loss
+
+MANIFEST = "manifest.json"
+CHECKPOINT = ".checkpoint"
+WARMUP_FRACTION = 0.05
+
+
+@dataclass
+class TrainProgress:
+    """What a progress callback receives after every step."""
+
+    step: int
+    total_steps: int
+    loss: float
+    validation_loss: float | None
+    best_validation_loss: float | None
+    eta_seconds: float
+
+
+ProgressCallback = Callable[[TrainProgress], None]
+
+
+def weights_sha256(folder: Path) -> str:
+    """A hash of a model folder's weight files (safetensors, else bin)."""
+    digest = hashlib.sha256()
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    for path in files:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def check_output_folder(out: Path, config: TrainConfig, resume: bool) -> dict | None:
+    """The checkpoint to resume from, or None; refuses to overwrite another run."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise FocusgroupError(f"--out {out} is a file; pass a folder.")
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        previous = json.loads(manifest.read_text()).get("hyperparameters")
+        if previous != config.hyperparameters():
+            raise FocusgroupError(f"{out} already holds a different trained adapter; choose another --out.")
+        raise FocusgroupError(f"{out} already holds this finished run; choose another --out to train again.")
+    state = out / CHECKPOINT / "state.json"
+    if state.is_file():
+        saved = json.loads(state.read_text())
+        if saved["hyperparameters"] != config.hyperparameters():
+            raise FocusgroupError(f"{out} holds an unfinished run with other settings; choose another --out.")
+        if not resume:
+            raise FocusgroupError(f"{out} holds an unfinished run; pass --resume to continue it.")
+        return saved
+    if any(out.iterdir()):
+        raise FocusgroupError(f"{out} is not empty and holds no focusgroup run; choose an empty or new --out.")
+    return None
+
+
+def load_base(config: TrainConfig):
+    """A fresh (uncached) base model ready for adapters, and its loaded-model record."""
+    quiet_transformers()
+    model_config = ModelConfig(base=config.base_model, load_in_4bit=config.method == "qlora")
+    if config.method == "qlora":
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise FocusgroupError("QLoRA needs a working bitsandbytes: `pip install bitsandbytes`.") from None
+    loaded = _load_model.__wrapped__(model_config)
+    model = loaded.model
+    if config.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    elif config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    from peft import LoraConfig, get_peft_model
+
+    targets = config.target_modules
+    lora = LoraConfig(
+        r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout, task_type="CAUSAL_LM",
+        target_modules="all-linear" if targets == ("all-linear",) else list(targets),
+    )
+    try:
+        loaded.model = get_peft_model(model, lora)
+    except ValueError as error:
+        raise FocusgroupError(f"Cannot place LoRA adapters: {error}") from None
+    return loaded
+
+
+def batch_logprobs(loaded, survey, batch: list[Example], gradient_checkpointing: bool):
+    """Option log-probabilities [B, k] for one single-question batch (with gradients)."""
+    import torch
+
+    question = survey.question(batch[0].question_id)
+    tokenizer, model = loaded.tokenizer, loaded.model
+    device = next(p for p in model.parameters()).device
+    decoder, head = split_model(model)
+    option_tokens = option_token_groups(tokenizer, question, device)
+    prefix_ids, suffixes = tokenize_prompts(tokenizer, question, survey.fields, [e.persona for e in batch], None)
+    if not gradient_checkpointing:
+        cache = decoder(input_ids=prefix_ids.to(device), use_cache=True).cache
+        return batch_option_logprobs(decoder, head, cache, suffixes, option_tokens, tokenizer.pad_token_id)
+    # Gradient checkpointing turns the key/value cache off, so each row carries its prefix.
+    rows = [prefix_ids[0].tolist() + suffix for suffix in suffixes]
+    lengths = [len(row) for row in rows]
+    batch_ids = torch.full((len(rows), max(lengths)), tokenizer.pad_token_id, dtype=torch.long)
+    for index, row in enumerate(rows):
+        batch_ids[index, : len(row)] = torch.tensor(row)
+    hidden = decoder(input_ids=batch_ids.to(device), use_cache=False).last_hidden_state
+    last = hidden[torch.arange(len(rows)), torch.tensor(lengths) - 1]
+    flat_ids, groups = option_tokens
+    token_logprobs = torch.log_softmax(head(last).float(), dim=-1)[:, flat_ids]
+    return torch.stack([chunk.logsumexp(dim=1) for chunk in torch.split(token_logprobs, groups, dim=1)], dim=1)
+
+
+def batch_loss(loaded, survey, batch, config: TrainConfig):
+    import torch
+
+    question = survey.question(batch[0].question_id)
+    logprobs = batch_logprobs(loaded, survey, batch, config.gradient_checkpointing)
+    targets = torch.tensor([example.target for example in batch], device=logprobs.device)
+    values = torch.tensor(question.values, device=logprobs.device) if question.is_scale else None
+    return answer_loss(logprobs, targets, values, config.numeric_loss_weight, config.numeric_loss_width)
+
+
+def validation_loss(loaded, survey, batches, config: TrainConfig) -> float:
+    import torch
+
+    loaded.model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in batches:
+            loss, _ = batch_loss(loaded, survey, batch, config)
+            total += float(loss) * len(batch)
+            count += len(batch)
+    loaded.model.train()
+    return total / count
+
+
+def adapter_state(model) -> dict:
+    from peft import get_peft_model_state_dict
+
+    return {name: tensor.detach().clone().cpu() for name, tensor in get_peft_model_state_dict(model).items()}
+
+
+def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict, best_adapter: dict | None) -> None:
+    """Everything needed to resume, written to a staging folder and swapped in atomically."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=out))
+    torch.save({"adapter": adapter_state(model), "best_adapter": best_adapter,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "tensors.pt")
+    (staging / "state.json").write_text(json.dumps(state))
+    swap_into_place(staging, out / CHECKPOINT)
+
+
+def swap_into_place(staging: Path, target: Path) -> None:
+    """Replace `target` by `staging`: the old folder is moved aside before the new one lands."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".old-{target.name}-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_adapter(out: Path, model, manifest: dict) -> None:
+    """The adapter and its manifest, staged beside `out` and renamed into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-staging-", dir=out.parent))
+    try:
+        model.save_pretrained(staging)
+        atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
+        if (out / CHECKPOINT).exists():
+            shutil.rmtree(out / CHECKPOINT)
+        if out.exists() and not any(out.iterdir()):
+            out.rmdir()
+        swap_into_place(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def machine_description(loaded) -> dict:
+    import torch
+
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "device": loaded.device,
+            "dtype": loaded.dtype, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def train(config: TrainConfig, progress: ProgressCallback | None = None, resume: bool = False) -> dict:
+    """Fine-tune, write the best adapter and its manifest to `config.out`, return the manifest."""
+    import torch
+
+    started = time.perf_counter()
+    out = Path(config.out).expanduser()
+
+    # Phase 1: the output folder.
+    resumed = check_output_folder(out, config, resume)
+
+    # Phase 2: data.
+    survey = load_survey(config.survey, config.data_dir)
+    held_out = config.held_out_questions
+    held_out = tuple(survey.question(q).id for q in held_out) if held_out is not None \
+        else held_out_questions(survey)
+    rng = np.random.default_rng(config.seed)
+    train_examples = subsample(build_examples(survey, "train", config.split_seed, held_out), config.max_examples, rng)
+    validation_examples = subsample(build_examples(survey, "validation", config.split_seed, held_out),
+                                    config.eval_examples, np.random.default_rng(config.seed + 1))
+    validation_batches = make_batches(validation_examples, config.batch_size, np.random.default_rng(0))
+    epoch_batches = math.ceil(len(train_examples) / config.batch_size)
+    total_steps = math.ceil(config.epochs * epoch_batches)
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    schedule: list[list[Example]] = []
+    while len(schedule) < total_steps:
+        schedule.extend(make_batches(train_examples, config.batch_size, rng))
+    schedule = schedule[:total_steps]
+
+    # Phase 3: the model with a fresh adapter.
+    torch.manual_seed(config.seed)
+    loaded = load_base(config)
+    model = loaded.model
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
+    warmup = max(1, int(WARMUP_FRACTION * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup))),
+    )
+    state = {"step": 0, "curve": [], "best_validation_loss": None, "best_step": None, "stale": 0,
+             "hyperparameters": config.hyperparameters()}
+    best_adapter = None
+    if resumed is not None:
+        from peft import set_peft_model_state_dict
+
+        saved = torch.load(out / CHECKPOINT / "tensors.pt", weights_only=False)
+        set_peft_model_state_dict(model, saved["adapter"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        best_adapter = saved["best_adapter"]
+        state = resumed
+        torch.manual_seed(config.seed + state["step"])
+
+    # Phase 4: the loop.
+    loop_started, first_step = time.perf_counter(), state["step"]
+    validation = None
+    for step in range(state["step"], total_steps):
+        loss, parts = batch_loss(loaded, survey, schedule[step], config)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        scheduler.step()
+        state["step"] = step + 1
+        record = {"step": step + 1, "loss": float(loss.detach()), **parts}
+        state["curve"].append(record)
+        last_step = step + 1 == total_steps
+        if (step + 1) % config.eval_every == 0 or last_step:
+            validation = validation_loss(loaded, survey, validation_batches, config)
+            record["validation_loss"] = validation
+            if state["best_validation_loss"] is None or validation < state["best_validation_loss"]:
+                state.update(best_validation_loss=validation, best_step=step + 1, stale=0)
+                best_adapter = adapter_state(model)
+            else:
+                state["stale"] += 1
+            if not last_step:
+                save_checkpoint(out, model, optimizer, scheduler, state, best_adapter)
+        if progress is not None:
+            per_step = (time.perf_counter() - loop_started) / (step + 1 - first_step)
+            progress(TrainProgress(step + 1, total_steps, record["loss"], validation,
+                                   state["best_validation_loss"], per_step * (total_steps - step - 1)))
+        if state["stale"] >= config.patience:
+            break
+
+    # Phase 5: the best adapter and its manifest, atomically.
+    if best_adapter is not None:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, best_adapter)
+    base_folder = default_model_folder() if config.base_model in ("default", "tiny") else Path(config.base_model)
+    base_name = {"default": DEFAULT_MODEL_NAME, "tiny": "tiny"}.get(config.base_model, base_folder.name)
+    manifest = {
+        "focusgroup_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["focusgroup"] + sys.argv[1:]) if sys.argv and "focusgroup" in sys.argv[0] else None,
+        "base_model": {"name": base_name, "path": str(base_folder),
+                       "weights_sha256": "random-init" if base_name == "tiny" else weights_sha256(base_folder)},
+        "survey": survey.id,
+        "split_seed": config.split_seed,
+        "held_out_questions": list(held_out),
+        "prompt_version": PROMPT_VERSION,
+        "hyperparameters": config.hyperparameters(),
+        "n_train_examples": len(train_examples),
+        "n_validation_examples": len(validation_examples),
+        "steps": state["step"],
+        "total_steps": total_steps,
+        "stopped_early": state["step"] < total_steps,
+        "best_step": state["best_step"],
+        "best_validation_loss": state["best_validation_loss"],
+        "loss_curve": state["curve"],
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "machine": machine_description(loaded),
+    }
+    write_adapter(out, model, manifest)
+    return manifest
+
+
+__all__ = ["TrainConfig", "TrainProgress", "train", "check_output_folder", "write_adapter"]

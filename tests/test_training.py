@@ -1,0 +1,162 @@
+"""Fine-tuning: the numeric loss by hand, examples without leaks, adapters that learn, safe saves."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import FocusgroupError
+from engine.training.config import TrainConfig
+from engine.training.examples import build_examples
+from engine.training.loss import answer_loss, distance_weights
+from engine.training.trainer import check_output_folder, load_base, train, write_adapter
+from engine.surveys.split import split_index
+
+
+def test_distance_weights_fall_linearly_to_zero_at_the_width():
+    weights = distance_weights(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0, 2]), width=2.0)
+    assert weights.tolist() == [[1.0, 0.5, 0.0, 0.0], [0.0, 0.5, 1.0, 0.5]]
+
+
+def test_numeric_loss_on_hand_computed_logits():
+    # Options at positions 1, 2, 3 with probabilities 0.2, 0.5, 0.3 over the whole vocabulary
+    # except 0.0 left elsewhere; the true answer is option 0 (value 1), width D = 2.
+    logprobs = torch.log(torch.tensor([[0.2, 0.5, 0.3]]))
+    loss, parts = answer_loss(logprobs, torch.tensor([0]), torch.tensor([1.0, 2.0, 3.0]), 0.5, 2.0)
+    cross_entropy = -math.log(0.2)
+    numeric = -math.log(1.0 * 0.2 + 0.5 * 0.5 + 0.0 * 0.3)
+    assert parts["cross_entropy"] == pytest.approx(cross_entropy)
+    assert parts["numeric"] == pytest.approx(numeric, rel=1e-5)
+    assert float(loss) == pytest.approx(cross_entropy + 0.5 * numeric, rel=1e-5)
+
+
+def test_numeric_term_uses_the_distribution_among_options():
+    # Only 40% of the mass is on option tokens: the numeric term renormalises over options.
+    logprobs = torch.log(torch.tensor([[0.1, 0.2, 0.1]]))
+    _, parts = answer_loss(logprobs, torch.tensor([1]), torch.tensor([1.0, 2.0, 3.0]), 1.0, 2.0)
+    assert parts["numeric"] == pytest.approx(-math.log(0.25 * 0.5 + 0.5 * 1.0 + 0.25 * 0.5), rel=1e-5)
+
+
+def test_numeric_loss_prefers_near_misses():
+    values, target = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]), torch.tensor([0])
+    near = torch.log(torch.tensor([[0.1, 0.6, 0.1, 0.1, 0.1]]))
+    far = torch.log(torch.tensor([[0.1, 0.1, 0.1, 0.1, 0.6]]))
+    near_loss, near_parts = answer_loss(near, target, values, 1.0, 2.0)
+    far_loss, far_parts = answer_loss(far, target, values, 1.0, 2.0)
+    assert near_parts["cross_entropy"] == pytest.approx(far_parts["cross_entropy"])
+    assert near_loss < far_loss
+
+
+def test_weight_zero_is_plain_cross_entropy():
+    logprobs = torch.log_softmax(torch.randn(6, 4), dim=1)
+    targets = torch.tensor([0, 1, 2, 3, 0, 1])
+    loss, parts = answer_loss(logprobs, targets, torch.arange(4.0), 0.0, 2.0)
+    assert float(loss) == pytest.approx(float(torch.nn.functional.nll_loss(logprobs, targets)))
+    assert "numeric" not in parts
+
+
+def test_nominal_questions_get_cross_entropy_only():
+    logprobs = torch.log_softmax(torch.randn(3, 3), dim=1)
+    loss, parts = answer_loss(logprobs, torch.tensor([0, 1, 2]), None, 1.0, 2.0)
+    assert "numeric" not in parts
+
+
+def test_examples_come_from_the_train_split_and_skip_held_out_questions(gss):
+    examples = build_examples(gss, "train", 0, ("natenrgy", "natenvir"))
+    train_ids = set(split_index(gss, "train", 0))
+    assert {e.respondent for e in examples} <= train_ids
+    assert not {e.question_id for e in examples} & {"natenrgy", "natenvir"}
+    assert len({e.question_id for e in examples}) == 16
+    answered = sum(int((gss.answers.loc[list(train_ids), q.id] != -1).sum())
+                   for q in gss.questions if q.id not in ("natenrgy", "natenvir"))
+    assert len(examples) == answered
+
+
+def test_one_step_changes_the_adapter_and_not_the_base(gss):
+    config = TrainConfig(out="unused", base_model="tiny", learning_rate=1e-2)
+    loaded = load_base(config)
+    model = loaded.model
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    from engine.training.trainer import batch_loss
+    examples = build_examples(gss, "train", 0, ("natenrgy",))[:8]
+    loss, _ = batch_loss(loaded, gss, examples, config)
+    loss.backward()
+    torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0).step()
+    changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
+    assert changed and all("lora_" in name for name in changed)
+    assert any("lora_B" in name for name in changed)
+
+
+def test_training_writes_a_loadable_adapter_and_manifest(tmp_path):
+    out = tmp_path / "adapter"
+    manifest = train(TrainConfig(out=str(out), base_model="tiny", max_steps=3, eval_every=2, eval_examples=16,
+                                 batch_size=4, max_examples=40))
+    assert (out / "adapter_model.safetensors").is_file() and (out / "adapter_config.json").is_file()
+    stored = json.loads((out / "manifest.json").read_text())
+    assert stored["steps"] == manifest["steps"] == 3 and stored["survey"] == "gss2018"
+    assert stored["held_out_questions"] == ["natenrgy", "natenvir"]
+    assert [r["step"] for r in stored["loss_curve"]] == [1, 2, 3]
+    assert "validation_loss" in stored["loss_curve"][1] and stored["best_step"] in (2, 3)
+    assert stored["hyperparameters"]["rank"] == 16 and stored["machine"]["cpu_count"]
+    with pytest.raises(FocusgroupError, match="already holds"):
+        check_output_folder(out, TrainConfig(out=str(out), base_model="tiny", max_steps=3), resume=False)
+    with pytest.raises(FocusgroupError, match="different"):
+        check_output_folder(out, TrainConfig(out=str(out), base_model="tiny", max_steps=4), resume=False)
+
+
+def test_a_killed_save_leaves_the_previous_adapter_intact(tmp_path, monkeypatch):
+    out = tmp_path / "adapter"
+    train(TrainConfig(out=str(out), base_model="tiny", max_steps=1, eval_examples=8, batch_size=4, max_examples=8))
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    class Killed(Exception):
+        pass
+
+    class DyingModel:
+        def save_pretrained(self, folder):
+            (folder / "adapter_model.safetensors").write_bytes(b"half of a file")
+            raise Killed()
+
+    with pytest.raises(Killed):
+        write_adapter(out, DyingModel(), {"steps": 99})
+    after = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert after == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_non_empty_foreign_folder_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FocusgroupError, match="not empty"):
+        check_output_folder(tmp_path, TrainConfig(out=str(tmp_path)), resume=False)
+
+
+def test_resume_continues_an_interrupted_run(tmp_path, monkeypatch):
+    import engine.training.trainer as trainer
+
+    out = tmp_path / "adapter"
+    config = TrainConfig(out=str(out), base_model="tiny", max_steps=4, eval_every=2, eval_examples=8,
+                         batch_size=4, max_examples=40)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "write_adapter", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    assert (out / ".checkpoint" / "state.json").is_file() and not (out / "manifest.json").exists()
+    with pytest.raises(FocusgroupError, match="--resume"):
+        check_output_folder(out, config, resume=False)
+    monkeypatch.undo()
+    manifest = train(config, resume=True)
+    assert manifest["steps"] == 4 and [r["step"] for r in manifest["loss_curve"]] == [1, 2, 3, 4]
+
+
+def test_bad_training_options_are_explained():
+    with pytest.raises(FocusgroupError, match="--out"):
+        TrainConfig()
+    with pytest.raises(FocusgroupError, match="lora or qlora"):
+        TrainConfig(out="x", method="full")
+    with pytest.raises(FocusgroupError, match="numeric-loss-width"):
+        TrainConfig(out="x", numeric_loss_width=0)
