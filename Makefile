@@ -1,7 +1,7 @@
 # The two commands a newcomer needs; each sets everything up on first use.
-#   make demo   simulate a slice of the default survey with the default model
+#   make demo   start the dashboard (http://localhost:8501) on the default survey and model
 #   make test   run the whole test suite
-.PHONY: demo test setup benchmark
+.PHONY: demo test setup simulate benchmark
 
 VENV := .venv
 export HF_HUB_OFFLINE := 1
@@ -10,6 +10,9 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
+	$(VENV)/bin/streamlit run dashboard/app.py
+
+simulate: setup
 	$(VENV)/bin/focusgroup simulate --survey gss2018 --question natenrgy --slice partyid="strong democrat"
 
 test: setup

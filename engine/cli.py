@@ -38,7 +38,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default="default",
                        help="`default` (embedded SmolLM2-135M-Instruct), `tiny` (random, for tests) "
                             "or a local Hugging Face model folder")
-    group.add_argument("--adapter", help="a peft adapter folder to apply on top of the model")
+    group.add_argument("--adapter", help="a peft adapter folder to apply on top of the model (default: the "
+                                         "adapter shipped for the survey, when the model is the default one)")
+    group.add_argument("--base", action="store_true", help="use the bare model, without any adapter")
     group.add_argument("--load-in-4bit", action="store_true", help="load the base weights as 4-bit NF4")
     group.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     group.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16 (default: auto)")
@@ -139,9 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
 # -- helpers -----------------------------------------------------------------------------
 
 def model_config(args):
-    from engine.models import ModelConfig
+    """The model the user asked for. With the default model and no --adapter, the adapter
+    shipped for this survey is used; --base asks for the bare model."""
+    from engine.models import ModelConfig, shipped_adapter
 
-    adapter = getattr(args, "adapter", None)
+    if args.base and args.adapter:
+        raise FocusgroupError("--base and --adapter contradict each other; pass one of them.")
+    adapter = args.adapter
+    if adapter is None and not args.base and args.model == "default":
+        shipped = shipped_adapter(getattr(args, "survey_id", None) or args.survey)
+        adapter = None if shipped is None else str(shipped)
     return ModelConfig(base=args.model, adapter=adapter, load_in_4bit=args.load_in_4bit,
                        device=args.device, dtype=args.dtype)
 
@@ -246,6 +255,7 @@ def run_simulate(args) -> None:
         raise FocusgroupError("--personas must be at least 1.")
     if args.samples < 0:
         raise FocusgroupError("--samples must be zero or more.")
+    args.survey_id = survey.id
     loaded = load_model(model_config(args))
     if args.mode == "generate":
         result = simulate_by_generation(loaded, survey, args.question, filters, args.temperature, args.stimulus,
@@ -295,6 +305,7 @@ def run_evaluate(args) -> None:
     survey = load_survey(args.survey, args.data_dir)
     config = EvaluationConfig(split=args.split, questions=tuple(args.questions) if args.questions else None,
                               temperature=args.temperature, split_seed=args.split_seed, min_slice=args.min_slice)
+    args.survey_id = survey.id
     loaded = load_model(model_config(args))
     announce = (lambda i, n, q: print(f"[{i + 1}/{n}] {q}", file=sys.stderr, flush=True))
     result = evaluate(loaded, survey, config, progress_bar("Scoring"), on_question=announce)
@@ -360,6 +371,7 @@ def run_benchmark(args) -> None:
     from engine.surveys import load_survey
 
     survey = load_survey(args.survey, args.data_dir)
+    args.survey_id = survey.id
     loaded = load_model(model_config(args))
     print("Timing logit read-out and generate-and-parse on the same personas...", file=sys.stderr, flush=True)
     result = benchmark_scoring(loaded, survey, args.question, args.personas, args.temperature)

@@ -206,3 +206,53 @@ def evaluate(
         },
         "provenance": survey.provenance,
     }
+
+
+def temperature_curve(
+    loaded: LoadedModel, survey: Survey, temperatures, config: EvaluationConfig | None = None,
+    progress: Progress | None = None,
+) -> list[dict]:
+    """Population and individual fidelity across temperatures, from one set of logits.
+
+    For each temperature: the mean JS distance over question x single-field slices, the mean
+    whole-split JS, and the mean individual log loss and RMSE (scale questions). Logits are
+    computed once per question; each temperature only re-applies the softmax.
+    """
+    config = config or EvaluationConfig()
+    question_ids = list(config.questions) if config.questions else [q.id for q in survey.questions]
+    per_question = []
+    for question_id in question_ids:
+        question = survey.question(question_id)
+        index = split_index(survey, config.split, config.split_seed)
+        answers = survey.answers.loc[index, question.id].to_numpy()
+        index, answers = index[answers != MISSING], answers[answers != MISSING]
+        logits = option_logits(loaded, question, survey.fields, personas_for(survey, index), progress=progress)
+        slices = [np.isin(index, slice_index(survey, filters, within=index))
+                  for filters in single_field_slices(survey, index, config.min_slice)]
+        per_question.append((question, answers, survey.weight_array(index), logits, slices))
+
+    rows = []
+    for temperature in temperatures:
+        slice_js, split_js, log_losses, rmses = [], [], [], []
+        for question, answers, weights, logits, slices in per_question:
+            k = len(question.options)
+            values = question.values if question.is_scale else None
+            probabilities = apply_temperature(logits, temperature)
+            split_js.append(population_metrics(answer_distribution(answers, k, weights),
+                                               slice_distribution(probabilities, weights), values)["js"])
+            for members in slices:
+                real = answer_distribution(answers[members], k, weights[members])
+                simulated = slice_distribution(probabilities[members], weights[members])
+                slice_js.append(population_metrics(real, simulated, values)["js"])
+            individual = individual_metrics(probabilities, answers, values, weights)
+            log_losses.append(individual["log_loss"])
+            if individual["rmse"] is not None:
+                rmses.append(individual["rmse"])
+        rows.append({
+            "temperature": float(temperature),
+            "slice_js": float(np.mean(slice_js)) if slice_js else None,
+            "split_js": float(np.mean(split_js)),
+            "log_loss": float(np.mean(log_losses)),
+            "rmse": float(np.mean(rmses)) if rmses else None,
+        })
+    return rows

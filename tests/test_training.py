@@ -160,3 +160,25 @@ def test_bad_training_options_are_explained():
         TrainConfig(out="x", method="full")
     with pytest.raises(FocusgroupError, match="numeric-loss-width"):
         TrainConfig(out="x", numeric_loss_width=0)
+
+
+@pytest.mark.slow
+def test_qlora_trains_adapters_on_a_4bit_base(tmp_path):
+    import bitsandbytes
+
+    config = TrainConfig(out=str(tmp_path / "q"), method="qlora", max_steps=1, eval_examples=8, batch_size=4,
+                         max_examples=8)
+    loaded = load_base(config)
+    layer = loaded.model.get_base_model().model.layers[0].self_attn.q_proj
+    assert isinstance(layer.base_layer, bitsandbytes.nn.Linear4bit)
+    manifest = train(config)
+    assert manifest["hyperparameters"]["method"] == "qlora"
+    assert (tmp_path / "q" / "adapter_model.safetensors").is_file()
+
+
+def test_cli_train_refuses_a_folder_holding_another_run(tmp_path, capsys):
+    from engine.cli import main
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"hyperparameters": {"rank": 1}}))
+    assert main(["train", "--out", str(tmp_path), "--max-steps", "1"]) == 2
+    assert "different trained adapter" in capsys.readouterr().err

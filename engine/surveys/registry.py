@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.errors import FocusgroupError
 from engine.surveys.model import Survey
-from engine.surveys.spec import load_spec_file, survey_from_spec
+from engine.surveys.spec import load_spec_file, resolve_data_file, survey_from_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ASSET_SPECS = PROJECT_ROOT / "assets" / "surveys"
@@ -50,8 +50,15 @@ class SurveyEntry:
     data_present: bool
 
 
+def user_survey_dir() -> Path:
+    """Surveys added from the dashboard: one folder each, with the spec beside its CSV."""
+    from engine.models import cache_root
+
+    return cache_root() / "surveys"
+
+
 def spec_paths(data_dir: Path | None) -> list[Path]:
-    paths = sorted(ASSET_SPECS.glob("*.toml"))
+    paths = sorted(ASSET_SPECS.glob("*.toml")) + sorted(user_survey_dir().glob("*/*.toml"))
     if data_dir is not None:
         paths += sorted(data_dir.glob("*.toml")) + sorted(data_dir.glob("*/*.toml"))
     return paths
@@ -67,10 +74,7 @@ def list_surveys(data_dir: str | Path | None = None) -> list[SurveyEntry]:
         if "rdataset" in data:
             present = True
         else:
-            file = Path(data.get("file", ""))
-            present = bool(data.get("file")) and (
-                file.is_file() if file.is_absolute() else directory is not None and (directory / file).is_file()
-            )
+            present = bool(data.get("file")) and resolve_data_file(path, data["file"], directory) is not None
         survey_id = spec.get("id", path.stem)
         entries[survey_id] = SurveyEntry(survey_id, spec.get("title", survey_id), path, present)
     return list(entries.values())

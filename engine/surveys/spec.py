@@ -117,13 +117,11 @@ class SpecReader:
         return frame.map(normalize_code)
 
     def read_csv(self, data: dict) -> pd.DataFrame:
-        path = Path(data["file"])
-        if not path.is_absolute():
-            if self.data_dir is None:
-                raise self.fail(
-                    f"needs the data file {data['file']}; pass --data-dir or set FOCUSGROUP_DATA_DIR."
-                )
-            path = self.data_dir / path
+        path = resolve_data_file(Path(self.where), data["file"], self.data_dir)
+        if path is None:
+            raise self.fail(
+                f"cannot find the data file {data['file']}; pass --data-dir or set FOCUSGROUP_DATA_DIR."
+            )
         try:
             raw = path.read_bytes()
         except OSError as error:
@@ -287,6 +285,16 @@ class SpecReader:
             weights=weights,
             held_out=held_out,
         )
+
+
+def resolve_data_file(spec_path: Path, file: str, data_dir: Path | None) -> Path | None:
+    """Where a spec's data file is: absolute, else under the data directory, else beside the spec."""
+    candidate = Path(file)
+    if candidate.is_absolute():
+        return candidate if candidate.is_file() else None
+    places = ([data_dir / candidate] if data_dir is not None else []) + [
+        spec_path.parent / candidate, spec_path.parent / candidate.name]
+    return next((place for place in places if place.is_file()), None)
 
 
 def band_numbers(raw: pd.Series, bins: list[float]) -> tuple[pd.Series, list[str]]:

@@ -1,0 +1,73 @@
+"""Scoreboard: where to trust the model (distance / noise floor over questions x slices),
+and the temperature trade-off between population and individual fidelity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, export, resources, state
+from engine.errors import FocusgroupError
+
+TEMPERATURES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+DEFAULT_QUESTIONS = 6
+
+survey, adapter, model_label = state.sidebar_pickers()
+st.title("Scoreboard")
+st.caption(f"{model_label} on the held-out **test** respondents of {survey.title}. {survey.provenance}")
+
+with st.form("scoreboard"):
+    ids = [q.id for q in survey.questions]
+    questions = st.multiselect("Questions", ids, default=ids[:DEFAULT_QUESTIONS], key=f"board_{survey.id}",
+                               help="Each question scores every test respondent once; later views are instant.")
+    submitted = st.form_submit_button("Score", type="primary")
+if submitted:
+    st.session_state["board_request"] = {"survey": survey.id, "adapter": adapter, "questions": tuple(questions)}
+request = st.session_state.get("board_request")
+if not request or request["survey"] != survey.id or not request["questions"]:
+    st.info("Pick questions and press **Score**: the model answers as every test respondent.")
+    st.stop()
+
+bar = st.progress(0.0, text="Scoring test respondents...")
+try:
+    result = resources.run_evaluation(request["survey"], request["adapter"], request["questions"],
+                                      progress=lambda done, total: bar.progress(done / max(total, 1)))
+    curve = resources.run_temperature_curve(request["survey"], request["adapter"], request["questions"], TEMPERATURES)
+except FocusgroupError as error:
+    bar.empty()
+    st.error(str(error))
+    st.stop()
+bar.empty()
+
+rows = []
+for question in result["questions"]:
+    for block in question["slices"]:
+        floor = block["noise_floor"]["js"]
+        rows.append({"question": question["id"], "slice": block["slice"], "n": block["n"],
+                     "js": block["model"]["js"], "noise_floor": floor,
+                     "ratio": block["model"]["js"] / floor if floor else np.nan})
+table = pd.DataFrame(rows)
+st.subheader("Where to trust it")
+st.markdown("Each cell: Jensen-Shannon distance between simulated and real answers of a slice, divided by what "
+            "sampling alone would give for a slice of that size. **Near 1: as close as a second real sample. "
+            "Above 2: the simulation misses something.**")
+if table.empty:
+    st.info("No slice of the test split is large enough to score; choose a larger survey.")
+else:
+    heatmap = charts.fidelity_heatmap(table, "Fidelity by question and slice", f"{survey.title} · {model_label} · T = 1")
+    st.plotly_chart(heatmap, key="heatmap")
+    st.download_button("CSV of the heat map", export.csv_bytes(table), "focusgroup_scoreboard.csv", "text/csv")
+
+st.subheader("Temperature trade-off")
+frame = pd.DataFrame(curve)
+individual = "rmse" if frame["rmse"].notna().all() else "log_loss"
+frame["individual"] = frame[individual]
+frame["individual_label"] = "RMSE of the expected answer" if individual == "rmse" else "Log loss"
+best = float(frame.loc[frame["slice_js"].idxmin(), "temperature"])
+tradeoff = charts.tradeoff_figure(frame, best, "Population vs individual fidelity across temperatures",
+                                  f"{survey.title} · {model_label}")
+st.plotly_chart(tradeoff, key="tradeoff")
+st.markdown(f"Population distance is lowest at **T = {best:g}**. Low temperatures give each persona's most "
+            "likely answer (better individual guesses, too little spread); higher ones spread answers out.")
+st.download_button("CSV of the curve", export.csv_bytes(frame), "focusgroup_temperature.csv", "text/csv")

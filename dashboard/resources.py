@@ -1,0 +1,175 @@
+"""The dashboard's one doorway to the engine: cached wrappers, shared by every page and tab.
+
+- Models live in `st.cache_resource(max_entries=1)`, keyed by path strings, so one process
+  loads a model once, however many tabs are open. Model calls are serialised by a lock:
+  two tabs asking at once wait for each other instead of racing on one model.
+- Surveys are cached resources too (they are read-only); lists and tables use
+  `st.cache_data`.
+- Simulations are kept in a small process-wide table keyed by every input, and the engine
+  keeps logits on disk, so a question asked once for a slice is instant afterwards, and a
+  temperature change only re-reads stored logits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import streamlit as st
+
+from engine.models import DEFAULT_MODEL_NAME, SHIPPED_ADAPTERS, ModelConfig, cache_root, load_model
+from engine.surveys import list_surveys, load_survey
+
+MODEL_LOCK = threading.Lock()
+SIMULATIONS: OrderedDict = OrderedDict()
+MAX_SIMULATIONS = 64
+BARE_MODEL = "Bare model (no adapter)"
+
+
+def base_model() -> str:
+    """The base model: the embedded default, or FOCUSGROUP_MODEL (a folder, or `tiny` in tests)."""
+    return os.environ.get("FOCUSGROUP_MODEL") or "default"
+
+
+def data_dir() -> str | None:
+    return os.environ.get("FOCUSGROUP_DATA_DIR") or None
+
+
+def trained_adapters_root() -> Path:
+    """Where adapters trained from the dashboard are written."""
+    return cache_root() / "adapters"
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def survey_catalog(directory: str | None) -> list[dict]:
+    entries = []
+    for entry in list_surveys(directory):
+        if entry.data_present:
+            entries.append({"id": entry.id, "title": entry.title})
+    return entries
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def survey(survey_id: str, directory: str | None):
+    return load_survey(survey_id, directory)
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading the model (once per process)...")
+def model(base: str, adapter: str | None):
+    return load_model(ModelConfig(base=base, adapter=adapter))
+
+
+def adapter_choices(survey_id: str) -> dict[str, str | None]:
+    """Readable name -> adapter folder (None = bare model): adapters for this survey first."""
+    found: list[tuple[int, str, str]] = []
+    if base_model() != "default":
+        return {BARE_MODEL: None}
+    for root in (SHIPPED_ADAPTERS, trained_adapters_root()):
+        for manifest in sorted(root.glob("*/manifest.json")) if root.is_dir() else []:
+            details = json.loads(manifest.read_text())
+            if details.get("base_model", {}).get("name") != DEFAULT_MODEL_NAME:
+                continue
+            rank = 0 if details.get("survey") == survey_id else 1
+            label = f"{manifest.parent.name} (trained on {details.get('survey')})"
+            found.append((rank, label, str(manifest.parent)))
+    choices = {label: path for _, label, path in sorted(found)}
+    choices[BARE_MODEL] = None
+    return choices
+
+
+def simulation_key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_simulation(survey_id: str, question, filters: dict, stimulus: str | None, adapter: str | None,
+                   progress=None, with_baselines: bool = True):
+    """Simulate (or fetch) one question for one slice; the result re-reads at any temperature."""
+    from engine.simulate import simulate
+
+    key = simulation_key(survey_id, question if isinstance(question, str) else question.__dict__.__repr__(),
+                         filters, stimulus, adapter, with_baselines)
+    if key in SIMULATIONS:
+        SIMULATIONS.move_to_end(key)
+        return SIMULATIONS[key]
+    current = survey(survey_id, data_dir())
+    with MODEL_LOCK:
+        loaded = model(base_model(), adapter)
+        result = simulate(loaded, current, question, filters, 1.0, stimulus, progress=progress,
+                          with_baselines=with_baselines)
+    SIMULATIONS[key] = result
+    while len(SIMULATIONS) > MAX_SIMULATIONS:
+        SIMULATIONS.popitem(last=False)
+    return result
+
+
+def run_evaluation(survey_id: str, adapter: str | None, questions: tuple[str, ...] | None, progress=None):
+    """Evaluate on the test split at T = 1, keeping logits for the temperature curve."""
+    from engine.evaluate import EvaluationConfig, evaluate
+
+    key = simulation_key("evaluate", survey_id, adapter, questions)
+    if key in SIMULATIONS:
+        return SIMULATIONS[key]
+    with MODEL_LOCK:
+        loaded = model(base_model(), adapter)
+        result = evaluate(loaded, survey(survey_id, data_dir()), EvaluationConfig(questions=questions),
+                          progress=progress)
+    SIMULATIONS[key] = result
+    return result
+
+
+def run_temperature_curve(survey_id: str, adapter: str | None, questions: tuple[str, ...], temperatures):
+    from engine.evaluate import EvaluationConfig, temperature_curve
+
+    key = simulation_key("curve", survey_id, adapter, questions, list(temperatures))
+    if key not in SIMULATIONS:
+        with MODEL_LOCK:
+            loaded = model(base_model(), adapter)
+            SIMULATIONS[key] = temperature_curve(loaded, survey(survey_id, data_dir()), temperatures,
+                                                 EvaluationConfig(questions=questions))
+    return SIMULATIONS[key]
+
+
+JOBS: dict[str, dict] = {}
+TRAIN_EVAL_EVERY = 25
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def start_training(**options) -> str:
+    """Start a training job in a background thread; returns its id (a key of JOBS)."""
+    from engine.errors import FocusgroupError
+    from engine.training.config import TrainConfig
+    from engine.training.trainer import train
+
+    job_id = simulation_key("train", options)
+    JOBS[job_id] = {"progress": None, "curve": [], "done": False, "error": None, "out": options["out"]}
+    job = JOBS[job_id]
+
+    def report(progress) -> None:
+        job["progress"] = progress
+        record = {"step": progress.step, "loss": progress.loss}
+        if progress.validation_loss is not None and progress.step % TRAIN_EVAL_EVERY == 0:
+            record["validation_loss"] = progress.validation_loss
+        job["curve"].append(record)
+
+    def run() -> None:
+        try:
+            # The job loads its own copy of the model, so simulations go on while it trains.
+            config = TrainConfig(base_model=base_model(), eval_every=TRAIN_EVAL_EVERY, eval_examples=128, **options)
+            train(config, report)
+            job["done"] = True
+        except FocusgroupError as error:
+            job["error"] = str(error)
+        except Exception as error:  # shown on the page instead of dying silently in a thread
+            job["error"] = f"Training failed: {error!r}"
+
+    threading.Thread(target=run, name=f"train-{job_id[:8]}", daemon=True).start()
+    return job_id

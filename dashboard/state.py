@@ -1,0 +1,44 @@
+"""Session-state keys and the pickers every page shares (survey and model, in the sidebar)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import resources
+from engine.errors import FocusgroupError
+
+SURVEY = "survey_id"
+MODEL = "model_choice"
+TEMPERATURE = "temperature"
+SIMULATION = "simulation_request"
+TRAIN_JOB = "train_job"
+DEFAULTS = {SURVEY: "gss2018", TEMPERATURE: 1.0, SIMULATION: None, TRAIN_JOB: None}
+
+
+def initialise() -> None:
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+
+
+def sidebar_pickers():
+    """Survey and model pickers; returns (survey, adapter path or None, model label)."""
+    initialise()
+    catalog = resources.survey_catalog(resources.data_dir())
+    ids = [entry["id"] for entry in catalog]
+    titles = {entry["id"]: entry["title"] for entry in catalog}
+    if st.session_state[SURVEY] not in ids:
+        st.session_state[SURVEY] = ids[0]
+    with st.sidebar:
+        survey_id = st.selectbox("Survey", ids, key=SURVEY, format_func=lambda i: f"{i}: {titles[i]}")
+        choices = resources.adapter_choices(survey_id)
+        labels = list(choices)
+        if st.session_state.get(MODEL) not in labels:
+            st.session_state[MODEL] = labels[0]
+        label = st.selectbox("Model", labels, key=MODEL,
+                             help="SmolLM2-135M-Instruct with an adapter fine-tuned on a survey, or the bare model.")
+    try:
+        survey = resources.survey(survey_id, resources.data_dir())
+    except FocusgroupError as error:
+        st.error(str(error))
+        st.stop()
+    return survey, choices[label], label

@@ -1,0 +1,126 @@
+"""Every dashboard page under Streamlit's AppTest, with real interactions (tiny model)."""
+
+import base64
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import engine.scoring as scoring
+
+TIMEOUT = 120
+DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
+
+
+@pytest.fixture(autouse=True)
+def tiny_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("FOCUSGROUP_MODEL", "tiny")
+    from dashboard import resources
+
+    resources.SIMULATIONS.clear()
+
+
+def page(name: str) -> AppTest:
+    app = AppTest.from_file(str(DASHBOARD / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def chart_data(app: AppTest, index: int = 0) -> list:
+    """The first trace's y values (Plotly may send them as base64-typed arrays)."""
+    figure = json.loads(app.get("plotly_chart")[index].proto.spec)
+    values = figure["data"][0]["y"]
+    if isinstance(values, dict):
+        values = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return [float(v) for v in values]
+
+
+def test_app_routes_to_the_focus_group_page():
+    app = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception
+    assert app.title[0].value == "Focus group"
+
+
+def test_focus_group_slice_question_temperature_and_bundle(monkeypatch):
+    app = page("focus_group")
+    assert "Choose a slice" in app.info[0].value
+    app.multiselect(key="slice_gss2018_partyid").set_value(["Strong Democrat"])
+    app.button[0].click().run()  # the form's Simulate button
+    assert not app.exception, app.exception
+    assert "379" in app.markdown[0].value
+    assert any("a second real sample of this size" in m.value for m in app.markdown)
+    before = chart_data(app)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the model ran for a temperature change")
+
+    monkeypatch.setattr(scoring, "score_personas", forbidden)
+    app.slider(key="temperature").set_value(0.0).run()
+    assert not app.exception, app.exception
+    after = chart_data(app)
+    assert before != after and all(abs(v * 379 - round(v * 379)) < 1e-6 for v in after)
+
+    app.button(key="make_bundle").click().run()
+    assert not app.exception, app.exception
+    bundle = zipfile.ZipFile(io.BytesIO(app.session_state["last_bundle"]))
+    names = set(bundle.namelist())
+    assert {"distribution.html", "distribution.csv", "manifest.json"} <= names
+    manifest = json.loads(bundle.read("manifest.json"))
+    assert manifest["slice"] == {"partyid": ["Strong Democrat"]} and manifest["temperature"] == 0.0
+    assert manifest["n_personas"] == 379 and manifest["survey"] == "gss2018"
+
+
+def test_an_empty_slice_is_explained_not_an_error():
+    app = page("focus_group")
+    app.multiselect(key="slice_gss2018_race").set_value(["Other"])
+    app.multiselect(key="slice_gss2018_partyid").set_value(["Other party"])
+    app.multiselect(key="slice_gss2018_age").set_value(["75+"])
+    app.button[0].click().run()
+    assert not app.exception
+    assert any("No respondent" in info.value for info in app.info)
+
+
+def test_a_new_product_question_with_ab_stimuli():
+    app = page("focus_group")
+    app.multiselect(key="slice_gss2018_sex").set_value(["Female"])
+    app.radio(key="kind_gss2018").set_value("New product question")
+    app.text_input(key="new_text").set_value("Would you try a solar roof subscription?")
+    app.text_area(key="stimulus_a").set_value("No installation cost.")
+    app.checkbox(key="compare").check()
+    app.text_area(key="stimulus_b").set_value("Saves 30% on bills.")
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    assert any("new question" in info.value for info in app.info)
+    assert len(app.get("plotly_chart")) == 2  # the distribution and the A/B chart
+    assert any("predicted shift" in header.value for header in app.subheader)
+
+
+def test_scoreboard_heatmap_and_temperature_curve():
+    app = page("scoreboard")
+    app.multiselect(key="board_gss2018").set_value(["natspac", "natenrgy"])
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    assert len(app.get("plotly_chart")) == 2
+    assert any("lowest at" in m.value for m in app.markdown)
+
+
+def test_train_page_explains_a_gpu_option_on_a_cpu_machine():
+    app = page("train")
+    app.checkbox[0].check()
+    app.button[0].click().run()
+    assert not app.exception
+    assert any("no CUDA GPU" in info.value for info in app.info)
+
+
+def test_data_page_breaks_answers_down_by_field():
+    app = page("data")
+    app.selectbox(key="data_f_gss2018").set_value("sex").run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["value"]) == ["Male", "Female"] and table["n"].sum() > 2000
