@@ -42,3 +42,18 @@ def sidebar_pickers():
         st.error(str(error))
         st.stop()
     return survey, choices[label], label
+
+
+def apply_link(survey) -> None:
+    """Preset the slice and question from the page address, once per session: a link like
+    `/?question=natenrgy&partyid=Strong+Democrat` opens that slice (values comma-separated)."""
+    if st.session_state.get("link_applied"):
+        return
+    st.session_state["link_applied"] = True
+    parameters = st.query_params
+    if "question" in parameters and parameters["question"] in [q.id for q in survey.questions]:
+        st.session_state[f"question_{survey.id}"] = parameters["question"]
+    for field in survey.fields:
+        if field.name in parameters:
+            wanted = [v.strip().casefold() for v in parameters[field.name].split(",")]
+            st.session_state[f"slice_{survey.id}_{field.name}"] = [v for v in field.values if v.casefold() in wanted]

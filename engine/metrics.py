@@ -248,6 +248,12 @@ def individual_metrics(
     return result
 
 
+def check_temperature(temperature: float) -> None:
+    """Raise FocusgroupError unless the temperature is a finite number >= 0."""
+    if not np.isfinite(temperature) or temperature < 0:
+        raise FocusgroupError(f"Temperature must be zero or positive, got {temperature}.")
+
+
 def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(logits / T) along the last axis.
 
@@ -256,8 +262,7 @@ def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
     the uniform distribution; a negative T raises FocusgroupError.
     """
     logits = np.asarray(logits, dtype=float)
-    if temperature < 0:
-        raise FocusgroupError(f"Temperature must be zero or positive, got {temperature}.")
+    check_temperature(temperature)
     if temperature == 0:
         winners = logits.argmax(axis=-1)
         one_hot = np.zeros_like(logits)

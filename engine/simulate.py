@@ -30,6 +30,7 @@ from engine.metrics import (
     POPULATION_METRICS,
     answer_distribution,
     apply_temperature,
+    check_temperature,
     effective_sample_size,
     individual_metrics,
     noise_floor,
@@ -217,6 +218,7 @@ def simulate(
     """Simulate one question for one slice. A `Question` not in the survey (a new product
     question) is simulated alone: there is no real distribution to compare with."""
     filters = filters or {}
+    check_temperature(temperature)
     if isinstance(question, str):
         question = survey.question(question)
     is_survey_question = any(q.id == question.id and q == question for q in survey.questions)
@@ -233,7 +235,6 @@ def simulate(
         answers=survey.answers.loc[index, question.id].to_numpy() if is_survey_question else None,
         stimulus=stimulus, model_name=loaded.config.name, seed=seed,
     )
-    apply_temperature(logits[:1], temperature)  # rejects a bad temperature before more work
     if not is_survey_question or simulation.n_real == 0:
         simulation.answers = None
         return simulation
@@ -266,6 +267,7 @@ def simulate_by_generation(
     option; `parse_success_rate` says how many did. Each temperature needs a new run.
     """
     filters = filters or {}
+    check_temperature(temperature)
     question = survey.question(question_id)
     rng = np.random.default_rng(seed)
     index = choose_personas(survey, filters, n_personas, rng)

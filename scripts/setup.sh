@@ -10,6 +10,17 @@ VENV=.venv
 STAMP="$VENV/.focusgroup-installed"
 WANT=$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 
+# Chromium renders PNG/SVG exports and runs the browser test; install it where we can.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "Installing Chromium (PNG/SVG export and the browser test)..."
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "Note: Chromium is missing, so PNG/SVG export is off and the browser test is skipped;"
+        echo "      install it with: sudo apt-get install chromium"
+    fi
+fi
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
     exit 0
 fi

@@ -22,6 +22,7 @@ SMALL_SLICE = 30
 AB_LABELS = ("A", "B")
 
 survey, adapter, model_label = state.sidebar_pickers()
+state.apply_link(survey)
 st.title("Focus group")
 st.caption(f"**{survey.title}**: {survey.n_respondents:,} respondents. {survey.provenance}")
 

@@ -11,7 +11,7 @@ from dashboard import charts, export, resources, state
 from engine.errors import FocusgroupError
 
 TEMPERATURES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-DEFAULT_QUESTIONS = 6
+DEFAULT_QUESTIONS = 4
 
 survey, adapter, model_label = state.sidebar_pickers()
 st.title("Scoreboard")

@@ -1,0 +1,98 @@
+"""A real browser: the served dashboard loads in headless Chromium, simulates a slice, the
+temperature slider moves, and every page is screenshotted into artifacts/screenshots/."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(BROWSER is None, reason="needs Chromium: `apt-get install chromium` (make test does it as root)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("the dashboard did not start within 90 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=BROWSER, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        yield page
+        browser.close()
+
+
+def test_dashboard_in_a_real_browser(server, browser_page):
+    page = browser_page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{server}/?question=natenrgy&partyid=Strong%20Democrat", wait_until="networkidle")
+    page.get_by_text("Focus group").first.wait_for(timeout=60_000)
+    page.get_by_text("379").first.wait_for(timeout=60_000)  # the slice count from the link
+    page.get_by_role("button", name="Simulate").click()
+    page.get_by_text("a second real sample of this size").wait_for(timeout=240_000)
+    page.screenshot(path=str(SCREENSHOTS / "focus_group.png"), full_page=True)
+
+    slider = page.get_by_role("slider").first
+    before = slider.get_attribute("aria-valuenow")
+    slider.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowLeft")
+    page.wait_for_timeout(1500)
+    page.get_by_text("a second real sample of this size").wait_for(timeout=30_000)
+    after = page.get_by_role("slider").first.get_attribute("aria-valuenow")
+    assert before != after and float(after) < float(before)
+    assert page.get_by_text("Traceback").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "focus_group_low_temperature.png"), full_page=True)
+
+    for name, marker in (("Scoreboard", "Pick questions"), ("Train", "Start training"), ("Data", "Break down by")):
+        page.get_by_role("link", name=name).click()
+        page.get_by_text(marker).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        assert page.get_by_text("Traceback").count() == 0
+        page.screenshot(path=str(SCREENSHOTS / f"{name.lower()}.png"), full_page=True)
+    assert sorted(p.name for p in SCREENSHOTS.glob("*.png")) == [
+        "data.png", "focus_group.png", "focus_group_low_temperature.png", "scoreboard.png", "train.png"]
