@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 from dashboard import resources
@@ -57,3 +59,17 @@ def apply_link(survey) -> None:
         if field.name in parameters:
             wanted = [v.strip().casefold() for v in parameters[field.name].split(",")]
             st.session_state[f"slice_{survey.id}_{field.name}"] = [v for v in field.values if v.casefold() in wanted]
+
+
+def question_labeler(survey):
+    """A short label per question: its id and the part of its wording that differs from the
+    others (surveys often repeat a long preamble before each item)."""
+    texts = [q.text for q in survey.questions]
+    shared = os.path.commonprefix(texts) if len(texts) > 1 else ""
+    shared = shared[: shared.rfind(" ") + 1] if " " in shared else ""
+
+    def label(question_id: str) -> str:
+        text = survey.question(question_id).text[len(shared):]
+        return f"{question_id}: {text[:120]}{'…' if len(text) > 120 else ''}"
+
+    return label

@@ -61,7 +61,7 @@ def browser_page():
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=BROWSER, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        page = browser.new_page(viewport={"width": 1400, "height": 3400})
         yield page
         browser.close()
 
@@ -74,17 +74,20 @@ def test_dashboard_in_a_real_browser(server, browser_page):
     page.get_by_text("379").first.wait_for(timeout=60_000)  # the slice count from the link
     page.get_by_role("button", name="Simulate").click()
     page.get_by_text("a second real sample of this size").wait_for(timeout=240_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(2000)
     page.screenshot(path=str(SCREENSHOTS / "focus_group.png"), full_page=True)
 
-    slider = page.get_by_role("slider").first
-    before = slider.get_attribute("aria-valuenow")
-    slider.focus()
+    thumb = page.locator('[data-testid="stSlider"] input[type="range"]').first
+    value = page.locator('[data-testid="stSliderThumbValue"]').first
+    before = value.inner_text()
+    thumb.focus()
     for _ in range(10):
         page.keyboard.press("ArrowLeft")
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(2000)
     page.get_by_text("a second real sample of this size").wait_for(timeout=30_000)
-    after = page.get_by_role("slider").first.get_attribute("aria-valuenow")
-    assert before != after and float(after) < float(before)
+    after = value.inner_text()
+    assert float(after) < float(before), (before, after)
     assert page.get_by_text("Traceback").count() == 0
     page.screenshot(path=str(SCREENSHOTS / "focus_group_low_temperature.png"), full_page=True)
 

@@ -19,7 +19,8 @@ def test_simulate_strong_democrats_with_the_real_model(capsys):
                  "--slice", "partyid=strong democrat", "--format", "json"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert result["model"] == "SmolLM2-135M-Instruct" and result["n_real"] == 368
+    assert result["model"] == "SmolLM2-135M-Instruct + gss2018-smollm2"  # the shipped adapter, by default
+    assert result["n_real"] == 368
     assert sum(result["simulated"].values()) == pytest.approx(1.0, abs=1e-5)
     assert result["real"]["Too little"] == pytest.approx(253 / 368, abs=1e-4)
     for key in ("kl", "js", "wasserstein", "tv"):
@@ -49,3 +50,26 @@ def test_evaluate_reports_questions_slices_baselines_and_noise(default_model, gs
     summary = result["summary"]
     assert summary["held_out"]["n_questions"] == 1 and summary["trained"]["n_questions"] == 1
     assert summary["all"]["slices"]["noise_floor"]["js"] > 0
+
+
+def test_base_flag_uses_the_bare_model(capsys):
+    code = main(["simulate", "--question", "natspac", "--personas", "16", "--base", "--no-baselines",
+                 "--format", "json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["model"] == "SmolLM2-135M-Instruct"
+
+
+def test_the_shipped_adapter_loads_and_moves_answers_towards_the_survey(gss):
+    from engine.metrics import answer_distribution, apply_temperature, js_distance
+    from engine.models import shipped_adapter
+
+    adapter = shipped_adapter("gss2018")
+    assert adapter is not None and (adapter / "adapter_model.safetensors").is_file()
+    question = gss.question("natsci")
+    index = gss.demographics.index[:120]
+    personas = personas_for(gss, index)
+    real = answer_distribution(gss.answers.loc[index, "natsci"].to_numpy(), 3)
+    distances = {}
+    for name, config in (("base", ModelConfig()), ("adapter", ModelConfig(adapter=str(adapter)))):
+        logits = option_logits(load_model(config), question, gss.fields, personas, use_cache=False)
+        distances[name] = js_distance(real, apply_temperature(logits, 1.0).mean(axis=0))
+    assert distances["adapter"] < distances["base"]

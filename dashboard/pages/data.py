@@ -23,7 +23,7 @@ browse, upload = st.tabs(["Browse", "Load your own survey"])
 
 with browse:
     question_id = st.selectbox("Question", [q.id for q in survey.questions], key=f"data_q_{survey.id}",
-                               format_func=lambda i: f"{i}: {survey.question(i).text[-100:]}")
+                               format_func=state.question_labeler(survey))
     question = survey.question(question_id)
     st.markdown(f"**{question.text}**  \n*{question.type}*: {' | '.join(question.labels)}")
     field = st.selectbox("Break down by", [f.name for f in survey.fields], key=f"data_f_{survey.id}",

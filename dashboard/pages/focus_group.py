@@ -41,7 +41,7 @@ with st.form("ask"):
     question_ids = [q.id for q in survey.questions]
     question_id = st.selectbox(
         "Survey question", question_ids, key=f"question_{survey.id}",
-        format_func=lambda i: f"{i}: {survey.question(i).text[-110:]}",
+        format_func=state.question_labeler(survey),
     )
     new_text = st.text_input("New question", key="new_text",
                              placeholder="How likely would you be to buy a plant-based burger at $6?")
@@ -123,7 +123,8 @@ if simulation.real is not None:
     answered = simulation.answers != -1
     band = charts.noise_band(simulation.real, effective_sample_size(simulation.weights[answered]))
 frame = charts.distribution_frame(question.labels, snapshot.simulated, simulation.real, band)
-title = question.text if len(question.text) < 90 else "…" + question.text[-88:]
+title = (state.question_labeler(survey)(question.id) if simulation.real is not None
+         else f"New question: {question.text}")
 figure = charts.distribution_figure(frame, title, subtitle)
 st.plotly_chart(figure, key="distribution")
 

@@ -218,7 +218,11 @@ def write_adapter(out: Path, model, manifest: dict) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-staging-", dir=out.parent))
     try:
         model.save_pretrained(staging)
+        (staging / "README.md").unlink(missing_ok=True)  # peft's blank model card; the manifest says it all
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
+        staging.chmod(0o755)
+        for path in staging.iterdir():
+            path.chmod(0o644)
         if (out / CHECKPOINT).exists():
             shutil.rmtree(out / CHECKPOINT)
         if out.exists() and not any(out.iterdir()):
