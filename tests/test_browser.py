@@ -69,11 +69,11 @@ def browser_page():
 def test_dashboard_in_a_real_browser(server, browser_page):
     page = browser_page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.goto(f"{server}/?question=natenrgy&partyid=Strong%20Democrat", wait_until="networkidle")
+    page.goto(f"{server}/?question=natenrgy&partyid=Strong%20Democrat&sex=Female", wait_until="networkidle")
     page.get_by_text("Focus group").first.wait_for(timeout=60_000)
-    page.get_by_text("379").first.wait_for(timeout=60_000)  # the slice count from the link
+    page.get_by_text("real respondents").first.wait_for(timeout=60_000)
     page.get_by_role("button", name="Simulate").click()
-    page.get_by_text("a second real sample of this size").wait_for(timeout=240_000)
+    page.get_by_text("a second real sample of this size").wait_for(timeout=400_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     page.wait_for_timeout(2000)
     page.screenshot(path=str(SCREENSHOTS / "focus_group.png"), full_page=True)
