@@ -19,7 +19,7 @@ FONT = dict(family="Inter, Helvetica, Arial, sans-serif", size=14, color="#22222
 def base_layout(figure: go.Figure, title: str, subtitle: str | None = None) -> go.Figure:
     text = title if not subtitle else f"{title}<br><span style='font-size:12px;color:#666'>{subtitle}</span>"
     figure.update_layout(
-        title=dict(text=text, x=0.0, xanchor="left"), font=FONT, template="plotly_white",
+        title=dict(text=text, x=0.0, xanchor="left", xref="paper"), font=FONT, template="plotly_white",
         margin=dict(l=60, r=20, t=90, b=60), legend=dict(orientation="h", y=-0.18, x=0.0),
         paper_bgcolor="white", plot_bgcolor="white",
     )
@@ -48,13 +48,14 @@ def distribution_figure(frame: pd.DataFrame, title: str, subtitle: str | None = 
     figure = go.Figure()
     figure.add_bar(
         name="Simulated", x=frame["option"], y=frame["simulated"], marker_color=SIMULATED,
-        text=[f"{v:.0%}" for v in frame["simulated"]], textposition="outside",
-        hovertemplate="%{x}<br>Simulated: %{y:.1%}<extra></extra>",
+        text=[f"{v:.0%}" for v in frame["simulated"]], textposition="inside", insidetextanchor="end",
+        textfont=dict(color="white"), hovertemplate="%{x}<br>Simulated: %{y:.1%}<extra></extra>",
     )
     if frame["real"].notna().any():
         figure.add_bar(
             name="Real respondents", x=frame["option"], y=frame["real"], marker_color=REAL,
-            text=[f"{v:.0%}" for v in frame["real"]], textposition="outside",
+            text=[f"{v:.0%}" for v in frame["real"]], textposition="inside", insidetextanchor="end",
+            textfont=dict(color="white"),
             error_y=dict(type="data", array=frame["real_band"].fillna(0), color="#333333", thickness=1.2, width=6),
             hovertemplate="%{x}<br>Real: %{y:.1%}<extra></extra>",
         )

@@ -94,6 +94,10 @@ def test_dashboard_in_a_real_browser(server, browser_page):
     for name, marker in (("Scoreboard", "Pick questions"), ("Train", "Start training"), ("Data", "Break down by")):
         page.get_by_role("link", name=name).click()
         page.get_by_text(marker).first.wait_for(timeout=60_000)
+        if name == "Scoreboard":
+            page.get_by_role("button", name="Score").click()
+            page.get_by_text("Population distance is lowest at").wait_for(timeout=400_000)
+            page.locator(".js-plotly-plot").nth(1).wait_for(timeout=30_000)
         page.wait_for_timeout(1000)
         assert page.get_by_text("Traceback").count() == 0
         page.screenshot(path=str(SCREENSHOTS / f"{name.lower()}.png"), full_page=True)

@@ -124,3 +124,19 @@ def test_data_page_breaks_answers_down_by_field():
     assert not app.exception
     table = app.dataframe[0].value
     assert list(table["value"]) == ["Male", "Female"] and table["n"].sum() > 2000
+
+
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="needs Chromium for kaleido")
+def test_charts_export_as_png_svg_html_and_csv():
+    from dashboard import charts, export
+
+    frame = charts.distribution_frame(["Yes", "No"], np.array([0.4, 0.6]), np.array([0.5, 0.5]),
+                                      np.array([0.05, 0.05]))
+    figure = charts.distribution_figure(frame, "Would you buy it?", "test slice")
+    assert export.static_image(figure, "png").startswith(b"\x89PNG")
+    assert b"<svg" in export.static_image(figure, "svg")[:200]
+    assert b"Simulated by a language model" in export.html_document(figure)
+    assert export.csv_bytes(frame).decode().splitlines()[0] == "option,simulated,real,real_band"
+    bundle, notes = export.report_bundle([export.Chart("chart", figure, frame)], {"survey": "x"})
+    names = set(zipfile.ZipFile(io.BytesIO(bundle)).namelist())
+    assert notes == [] and {"chart.png", "chart.svg", "chart.html", "chart.csv", "manifest.json"} <= names
