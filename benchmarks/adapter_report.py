@@ -5,7 +5,8 @@ and prints, for trained and held-out questions, the mean per-slice Jensen-Shanno
 the whole-split JS and the individual log loss of each, beside the marginal baseline, the
 best classical baseline and the noise floor.
 
-    .venv/bin/python benchmarks/adapter_report.py --survey gss2018 [--adapter DIR] [--split test] [--json]
+    .venv/bin/python benchmarks/adapter_report.py --survey gss2018 [--adapter DIR] [--split test]
+        [--questions Q ...] [--json]
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--survey", default="gss2018")
     parser.add_argument("--adapter", help="adapter folder (default: the one shipped for the survey)")
     parser.add_argument("--split", default="test")
+    parser.add_argument("--questions", nargs="+", help="question ids (default: all)")
     parser.add_argument("--data-dir")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -59,7 +61,7 @@ def main() -> None:
     adapter = args.adapter or shipped_adapter(survey.id)
     if adapter is None:
         sys.exit(f"No adapter shipped for {survey.id}; pass --adapter.")
-    config = EvaluationConfig(split=args.split)
+    config = EvaluationConfig(split=args.split, questions=tuple(args.questions) if args.questions else None)
     tuned = evaluate(load_model(ModelConfig(adapter=str(adapter))), survey, config)
     base = evaluate(load_model(ModelConfig()), survey, config)
     report = {"survey": survey.id, "adapter": str(adapter), "split": args.split, "groups": {}}

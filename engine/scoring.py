@@ -152,7 +152,7 @@ def batch_option_logprobs(decoder, head, prefix_cache, suffixes: Sequence[Sequen
     """
     import torch
 
-    flat_ids, groups = option_tokens
+    flat_ids, _ = option_tokens
     lengths = [len(suffix) for suffix in suffixes]
     width = -(-max(lengths) // LENGTH_BUCKET) * LENGTH_BUCKET
     batch = torch.full((len(suffixes), width), pad, dtype=torch.long)
@@ -161,7 +161,16 @@ def batch_option_logprobs(decoder, head, prefix_cache, suffixes: Sequence[Sequen
     prefix_cache.batch_repeat_interleave(len(suffixes))
     hidden = decoder(input_ids=batch.to(flat_ids.device), cache=prefix_cache, use_cache=True).last_hidden_state
     last = hidden[torch.arange(len(suffixes)), torch.tensor(lengths) - 1]
-    token_logprobs = torch.log_softmax(head(last).float(), dim=-1)[:, flat_ids]
+    return option_logprobs_from_hidden(head, last, option_tokens)
+
+
+def option_logprobs_from_hidden(head, last_hidden, option_tokens):
+    """[B, k] option log-probabilities from the last real position's hidden states: the
+    full-vocabulary log-softmax, summed (in log space) over each option's answer tokens."""
+    import torch
+
+    flat_ids, groups = option_tokens
+    token_logprobs = torch.log_softmax(head(last_hidden).float(), dim=-1)[:, flat_ids]
     return torch.stack([chunk.logsumexp(dim=1) for chunk in torch.split(token_logprobs, groups, dim=1)], dim=1)
 
 

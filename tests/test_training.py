@@ -182,3 +182,16 @@ def test_cli_train_refuses_a_folder_holding_another_run(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text(json.dumps({"hyperparameters": {"rank": 1}}))
     assert main(["train", "--out", str(tmp_path), "--max-steps", "1"]) == 2
     assert "different trained adapter" in capsys.readouterr().err
+
+
+def test_the_checkpointing_path_scores_like_the_shared_prefix_path(gss):
+    from engine.training.trainer import batch_logprobs
+
+    loaded = load_base(TrainConfig(out="unused", base_model="tiny"))
+    loaded.model.eval()
+    examples = build_examples(gss, "train", 0, ())[:6]
+    with torch.no_grad():
+        shared = batch_logprobs(loaded, gss, examples, gradient_checkpointing=False)
+        separate = batch_logprobs(loaded, gss, examples, gradient_checkpointing=True)
+    assert shared.shape == (6, 3)
+    torch.testing.assert_close(shared, separate, atol=2e-2, rtol=0)

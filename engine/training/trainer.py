@@ -39,7 +39,13 @@ from engine.atomic import atomic_write_text
 from engine.errors import FocusgroupError
 from engine.models import DEFAULT_MODEL_NAME, ModelConfig, _load_model, default_model_folder, quiet_transformers
 from engine.prompts import PROMPT_VERSION
-from engine.scoring import batch_option_logprobs, option_token_groups, split_model, tokenize_prompts
+from engine.scoring import (
+    batch_option_logprobs,
+    option_logprobs_from_hidden,
+    option_token_groups,
+    split_model,
+    tokenize_prompts,
+)
 from engine.surveys import load_survey
 from engine.surveys.split import held_out_questions
 from engine.training.config import TrainConfig
@@ -154,9 +160,7 @@ def batch_logprobs(loaded, survey, batch: list[Example], gradient_checkpointing:
         batch_ids[index, : len(row)] = torch.tensor(row)
     hidden = decoder(input_ids=batch_ids.to(device), use_cache=False).last_hidden_state
     last = hidden[torch.arange(len(rows)), torch.tensor(lengths) - 1]
-    flat_ids, groups = option_tokens
-    token_logprobs = torch.log_softmax(head(last).float(), dim=-1)[:, flat_ids]
-    return torch.stack([chunk.logsumexp(dim=1) for chunk in torch.split(token_logprobs, groups, dim=1)], dim=1)
+    return option_logprobs_from_hidden(head, last, option_tokens)
 
 
 def batch_loss(loaded, survey, batch, config: TrainConfig):
