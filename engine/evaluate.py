@@ -92,6 +92,28 @@ def population_block(real, model_probabilities, baseline_probabilities, weights,
     }
 
 
+def requested_questions(survey: Survey, config: EvaluationConfig) -> list[str]:
+    """The ids of the questions to evaluate (all of the survey's when none are named)."""
+    ids = list(config.questions) if config.questions else [q.id for q in survey.questions]
+    return [survey.question(q).id for q in ids]
+
+
+def answered_in_split(survey: Survey, question_id: str, config: EvaluationConfig):
+    """Respondents of the evaluated split who answered, their answers and their weights."""
+    index = split_index(survey, config.split, config.split_seed)
+    answers = survey.answers.loc[index, question_id].to_numpy()
+    index, answers = index[answers != MISSING], answers[answers != MISSING]
+    if len(index) == 0:
+        raise FocusgroupError(f"No {config.split} respondent answered {question_id!r}.")
+    return index, answers, survey.weight_array(index)
+
+
+def slice_masks(survey: Survey, index, min_slice: int) -> list[tuple[dict, np.ndarray]]:
+    """Each single-field slice with at least `min_slice` members of `index`, as a boolean mask."""
+    return [(filters, np.isin(index, slice_index(survey, filters, within=index)))
+            for filters in single_field_slices(survey, index, min_slice)]
+
+
 def evaluate_question(loaded, survey: Survey, question_id: str, config: EvaluationConfig, progress=None) -> dict:
     question = survey.question(question_id)
     values = question.values if question.is_scale else None
@@ -99,12 +121,7 @@ def evaluate_question(loaded, survey: Survey, question_id: str, config: Evaluati
     rng = np.random.default_rng(config.split_seed)
 
     # Phase 1: respondents of the split who answered.
-    index = split_index(survey, config.split, config.split_seed)
-    answers = survey.answers.loc[index, question.id].to_numpy()
-    index, answers = index[answers != MISSING], answers[answers != MISSING]
-    if len(index) == 0:
-        raise FocusgroupError(f"No {config.split} respondent answered {question.id!r}.")
-    weights = survey.weight_array(index)
+    index, answers, weights = answered_in_split(survey, question.id, config)
 
     # Phase 2: the model's distributions and the baselines' predictions.
     logits = option_logits(loaded, question, survey.fields, personas_for(survey, index), progress=progress)
@@ -124,8 +141,7 @@ def evaluate_question(loaded, survey: Survey, question_id: str, config: Evaluati
         },
     }
     slices = []
-    for filters in single_field_slices(survey, index, config.min_slice):
-        members = np.isin(index, slice_index(survey, filters, within=index))
+    for filters, members in slice_masks(survey, index, config.min_slice):
         block = population_block(
             answer_distribution(answers[members], k, weights[members]), probabilities[members], {n: p[members] for n, p in baseline_probabilities.items()},
             weights[members], values, rng,
@@ -180,8 +196,7 @@ def evaluate(
 ) -> dict:
     """Evaluate every requested question; `on_question(i, n, question_id)` reports progress."""
     config = config or EvaluationConfig()
-    question_ids = list(config.questions) if config.questions else [q.id for q in survey.questions]
-    question_ids = [survey.question(q).id for q in question_ids]
+    question_ids = requested_questions(survey, config)
     held_out = set(held_out_questions(survey, config.held_out_set))
     results = []
     for position, question_id in enumerate(question_ids):
@@ -219,17 +234,13 @@ def temperature_curve(
     computed once per question; each temperature only re-applies the softmax.
     """
     config = config or EvaluationConfig()
-    question_ids = list(config.questions) if config.questions else [q.id for q in survey.questions]
     per_question = []
-    for question_id in question_ids:
+    for question_id in requested_questions(survey, config):
         question = survey.question(question_id)
-        index = split_index(survey, config.split, config.split_seed)
-        answers = survey.answers.loc[index, question.id].to_numpy()
-        index, answers = index[answers != MISSING], answers[answers != MISSING]
+        index, answers, weights = answered_in_split(survey, question.id, config)
         logits = option_logits(loaded, question, survey.fields, personas_for(survey, index), progress=progress)
-        slices = [np.isin(index, slice_index(survey, filters, within=index))
-                  for filters in single_field_slices(survey, index, config.min_slice)]
-        per_question.append((question, answers, survey.weight_array(index), logits, slices))
+        slices = [members for _, members in slice_masks(survey, index, config.min_slice)]
+        per_question.append((question, answers, weights, logits, slices))
 
     rows = []
     for temperature in temperatures:
