@@ -296,7 +296,7 @@ def check_adapter_base(adapter: Path, base_folder: Path, config: ModelConfig) ->
     if not manifest.is_file():
         return
     trained_on = json.loads(manifest.read_text()).get("base_model", {}).get("name")
-    expected = DEFAULT_MODEL_NAME if config.base == "default" else base_folder.name
+    expected = {"default": DEFAULT_MODEL_NAME, "tiny": "tiny"}.get(config.base, base_folder.name)
     if trained_on and trained_on != expected:
         raise FocusgroupError(
             f"The adapter {adapter} was trained on {trained_on}, not on {expected}; "

@@ -2,6 +2,9 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -57,6 +60,31 @@ def test_weight_zero_is_plain_cross_entropy():
     assert "numeric" not in parts
 
 
+def best_answer_distribution(true: torch.Tensor, weight: float) -> torch.Tensor:
+    """The option distribution that minimises the expected loss when answers follow `true`."""
+    values, targets = torch.arange(1.0, len(true) + 1), torch.arange(len(true))
+    logits = torch.zeros(len(true), requires_grad=True)
+    optimiser = torch.optim.Adam([logits], lr=0.05)
+    for _ in range(800):
+        logprobs = torch.log_softmax(logits, dim=0).expand(len(true), -1)
+        losses = torch.stack([answer_loss(logprobs[t : t + 1], targets[t : t + 1], values, weight, 2.0)[0]
+                              for t in range(len(true))])
+        optimiser.zero_grad()
+        (true * losses).sum().backward()
+        optimiser.step()
+    return torch.softmax(logits.detach(), dim=0)
+
+
+def test_the_numeric_term_pulls_the_best_distribution_towards_the_middle():
+    # Cross-entropy alone is minimised by the true distribution; the numeric term is not a
+    # proper scoring rule and rewards mass on the middle option (which is near every answer).
+    true = torch.tensor([0.2, 0.5, 0.3])
+    torch.testing.assert_close(best_answer_distribution(true, 0.0), true, atol=5e-3, rtol=0)
+    light, heavy = best_answer_distribution(true, 0.25), best_answer_distribution(true, 1.0)
+    assert true[1] < light[1] < heavy[1] and heavy[1] > 0.55
+    assert heavy[0] < light[0] < true[0] and heavy[2] < light[2] < true[2]
+
+
 def test_nominal_questions_get_cross_entropy_only():
     logprobs = torch.log_softmax(torch.randn(3, 3), dim=1)
     loss, parts = answer_loss(logprobs, torch.tensor([0, 1, 2]), None, 1.0, 2.0)
@@ -79,9 +107,9 @@ def test_one_step_changes_the_adapter_and_not_the_base(gss):
     loaded = load_base(config)
     model = loaded.model
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    from engine.training.trainer import batch_loss
+    from engine.training.trainer import answer_scorer, batch_loss
     examples = build_examples(gss, "train", 0, ("natenrgy",))[:8]
-    loss, _ = batch_loss(loaded, gss, examples, config)
+    loss, _ = batch_loss(answer_scorer(loaded, gss, False), gss, examples, config)
     loss.backward()
     torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0).step()
     changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
@@ -100,6 +128,10 @@ def test_training_writes_a_loadable_adapter_and_manifest(tmp_path):
     assert [r["step"] for r in stored["loss_curve"]] == [1, 2, 3]
     assert "validation_loss" in stored["loss_curve"][1] and stored["best_step"] in (2, 3)
     assert stored["hyperparameters"]["rank"] == 16 and stored["machine"]["cpu_count"]
+    from safetensors.torch import load_file
+    assert {t.dtype for t in load_file(out / "adapter_model.safetensors").values()} == {torch.bfloat16}
+    from engine.models import ModelConfig, load_model
+    assert load_model(ModelConfig(base="tiny", adapter=str(out))).model is not None
     with pytest.raises(FocusgroupError, match="already holds"):
         check_output_folder(out, TrainConfig(out=str(out), base_model="tiny", max_steps=3), resume=False)
     with pytest.raises(FocusgroupError, match="different"):
@@ -195,3 +227,19 @@ def test_the_checkpointing_path_scores_like_the_shared_prefix_path(gss):
         separate = batch_logprobs(loaded, gss, examples, gradient_checkpointing=True)
     assert shared.shape == (6, 3)
     torch.testing.assert_close(shared, separate, atol=2e-2, rtol=0)
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_adapter_under_accelerate_launch(tmp_path):
+    out = tmp_path / "adapter"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "engine.cli", "train", "--base-model", "tiny", "--max-steps", "2", "--batch-size", "4",
+               "--max-examples", "64", "--eval-every", "1", "--eval-examples", "16", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["processes"] == 2 and manifest["steps"] == 2
+    assert all("validation_loss" in record for record in manifest["loss_curve"])
+    assert (out / "adapter_model.safetensors").is_file() and not (out / ".checkpoint").exists()

@@ -53,6 +53,7 @@ from engine.training.examples import Example, build_examples, make_batches, subs
 from engine.training.loss import answer_loss
 
 MANIFEST = "manifest.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 CHECKPOINT = ".checkpoint"
 WARMUP_FRACTION = 0.05
 
@@ -163,27 +164,89 @@ def batch_logprobs(loaded, survey, batch: list[Example], gradient_checkpointing:
     return option_logprobs_from_hidden(head, last, option_tokens)
 
 
-def batch_loss(loaded, survey, batch, config: TrainConfig):
+@dataclass
+class Team:
+    """The processes training together: one, or several started by `accelerate launch`."""
+
+    size: int = 1
+    rank: int = 0
+    accelerator: object | None = None
+
+    @classmethod
+    def join(cls) -> "Team":
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        import torch
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo
+        if accelerator.num_processes <= 1:
+            raise FocusgroupError("Launched as one of several processes, but accelerate found no process group; "
+                                  "start distributed runs with `accelerate launch`.")
+        return cls(accelerator.num_processes, accelerator.process_index, accelerator)
+
+    @property
+    def leads(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, scorer):
+        """Data-parallel wrapping (gradients averaged across processes) when there are several."""
+        return scorer if self.accelerator is None else self.accelerator.prepare_model(scorer)
+
+    def sum(self, *values: float) -> tuple[float, ...]:
+        if self.accelerator is None:
+            return values
+        import torch
+
+        summed = self.accelerator.reduce(torch.tensor(values, dtype=torch.float64,
+                                                      device=self.accelerator.device), "sum")
+        return tuple(summed.tolist())
+
+    def wait(self) -> None:
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+
+
+def answer_scorer(loaded, survey, gradient_checkpointing: bool):
+    """The model as one module whose forward maps a batch of examples to option
+    log-probabilities, so a data-parallel wrapper (DDP, FSDP) sees every forward pass."""
+    import torch
+
+    class AnswerScorer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = loaded.model
+
+        def forward(self, batch: list[Example]):
+            return batch_logprobs(loaded, survey, batch, gradient_checkpointing)
+
+    return AnswerScorer()
+
+
+def batch_loss(scorer, survey, batch, config: TrainConfig):
     import torch
 
     question = survey.question(batch[0].question_id)
-    logprobs = batch_logprobs(loaded, survey, batch, config.gradient_checkpointing)
+    logprobs = scorer(batch)
     targets = torch.tensor([example.target for example in batch], device=logprobs.device)
     values = torch.tensor(question.values, device=logprobs.device) if question.is_scale else None
     return answer_loss(logprobs, targets, values, config.numeric_loss_weight, config.numeric_loss_width)
 
 
-def validation_loss(loaded, survey, batches, config: TrainConfig) -> float:
+def validation_loss(scorer, survey, batches, config: TrainConfig, team: Team) -> float:
+    """Mean loss over the validation batches; each process takes its share and the sums are
+    added up, so every process gets the same number (and makes the same early-stop choice)."""
     import torch
 
-    loaded.model.eval()
+    scorer.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for batch in batches:
-            loss, _ = batch_loss(loaded, survey, batch, config)
+        for batch in batches[team.rank::team.size]:
+            loss, _ = batch_loss(scorer, survey, batch, config)
             total += float(loss) * len(batch)
             count += len(batch)
-    loaded.model.train()
+    scorer.train()
+    total, count = team.sum(total, count)
     return total / count
 
 
@@ -216,6 +279,17 @@ def swap_into_place(staging: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def store_in_bfloat16(path: Path) -> None:
+    """Rewrite a safetensors file with its float tensors in bfloat16: half the size of float32,
+    and as precise as the bfloat16 base weights the adapter is merged into."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(path)
+    save_file({name: tensor.to(torch.bfloat16) if tensor.is_floating_point() else tensor
+               for name, tensor in tensors.items()}, path, metadata={"format": "pt"})
+
+
 def write_adapter(out: Path, model, manifest: dict) -> None:
     """The adapter and its manifest, staged beside `out` and renamed into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +297,7 @@ def write_adapter(out: Path, model, manifest: dict) -> None:
     try:
         model.save_pretrained(staging)
         (staging / "README.md").unlink(missing_ok=True)  # peft's blank model card; the manifest says it all
+        store_in_bfloat16(staging / ADAPTER_WEIGHTS)
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
         staging.chmod(0o755)
         for path in staging.iterdir():
@@ -264,20 +339,24 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     validation_examples = subsample(build_examples(survey, "validation", config.split_seed, held_out),
                                     config.eval_examples, np.random.default_rng(config.seed + 1))
     validation_batches = make_batches(validation_examples, config.batch_size, np.random.default_rng(0))
+    # Under `accelerate launch` each of the team's processes takes its own batch at every
+    # step (batch_size examples per process), so an epoch takes proportionally fewer steps.
+    team = Team.join()
     epoch_batches = math.ceil(len(train_examples) / config.batch_size)
-    total_steps = math.ceil(config.epochs * epoch_batches)
+    total_steps = math.ceil(config.epochs * epoch_batches / team.size)
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     schedule: list[list[Example]] = []
-    while len(schedule) < total_steps:
+    while len(schedule) < total_steps * team.size:
         schedule.extend(make_batches(train_examples, config.batch_size, rng))
-    schedule = schedule[:total_steps]
+    schedule = schedule[team.rank : total_steps * team.size : team.size]
 
     # Phase 3: the model with a fresh adapter.
     torch.manual_seed(config.seed)
     loaded = load_base(config)
     model = loaded.model
     model.train()
+    scorer = team.wrap(answer_scorer(loaded, survey, config.gradient_checkpointing))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
     warmup = max(1, int(WARMUP_FRACTION * total_steps))
@@ -302,7 +381,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     loop_started, first_step = time.perf_counter(), state["step"]
     validation = None
     for step in range(state["step"], total_steps):
-        loss, parts = batch_loss(loaded, survey, schedule[step], config)
+        loss, parts = batch_loss(scorer, survey, schedule[step], config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -313,16 +392,16 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
         state["curve"].append(record)
         last_step = step + 1 == total_steps
         if (step + 1) % config.eval_every == 0 or last_step:
-            validation = validation_loss(loaded, survey, validation_batches, config)
+            validation = validation_loss(scorer, survey, validation_batches, config, team)
             record["validation_loss"] = validation
             if state["best_validation_loss"] is None or validation < state["best_validation_loss"]:
                 state.update(best_validation_loss=validation, best_step=step + 1, stale=0)
                 best_adapter = adapter_state(model)
             else:
                 state["stale"] += 1
-            if not last_step:
+            if not last_step and team.leads:
                 save_checkpoint(out, model, optimizer, scheduler, state, best_adapter)
-        if progress is not None:
+        if progress is not None and team.leads:
             per_step = (time.perf_counter() - loop_started) / (step + 1 - first_step)
             progress(TrainProgress(step + 1, total_steps, record["loss"], validation,
                                    state["best_validation_loss"], per_step * (total_steps - step - 1)))
@@ -357,8 +436,11 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
         "loss_curve": state["curve"],
         "wall_seconds": round(time.perf_counter() - started, 1),
         "machine": machine_description(loaded),
+        "processes": team.size,
     }
-    write_adapter(out, model, manifest)
+    if team.leads:
+        write_adapter(out, model, manifest)
+    team.wait()
     return manifest
 
 
