@@ -102,21 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="folder for the adapter and its manifest")
     train.add_argument("--epochs", type=float, default=1.0, help="passes over the examples (default: 1)")
     train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    train.add_argument("--lr", type=float, default=5e-4, help="learning rate (default: 5e-4)")
-    train.add_argument("--batch-size", type=int, default=16, help="examples per step (default: 16)")
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
+    train.add_argument("--batch-size", type=int, default=32, help="examples per step (default: 32)")
     train.add_argument("--rank", type=int, default=16, help="LoRA rank (default: 16)")
     train.add_argument("--alpha", type=int, default=32, help="LoRA alpha (default: 32)")
     train.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout (default: 0)")
     train.add_argument("--target-modules", nargs="+", default=["all-linear"],
                        help="module names to adapt (default: all-linear)")
-    train.add_argument("--numeric-loss-weight", type=float, default=1.0,
-                       help="W, weight of the numeric-distance term; 0 = plain cross-entropy (default: 1)")
+    train.add_argument("--numeric-loss-weight", type=float, default=0.25,
+                       help="W, weight of the numeric-distance term; 0 = plain cross-entropy (default: 0.25)")
     train.add_argument("--numeric-loss-width", type=float, default=2.0,
                        help="D, distance on the scale at which an answer earns nothing (default: 2)")
     train.add_argument("--held-out-questions", nargs="*",
                        help="questions never trained on (default: the survey's held-out set)")
     train.add_argument("--max-examples", type=int, help="train on at most this many examples")
-    train.add_argument("--eval-every", type=int, default=50, help="steps between validation losses")
+    train.add_argument("--eval-every", type=int, default=100, help="steps between validation losses (default: 100)")
     train.add_argument("--eval-examples", type=int, default=512, help="validation examples (default: 512)")
     train.add_argument("--patience", type=int, default=3, help="evaluations without improvement before stopping")
     train.add_argument("--gradient-checkpointing", action="store_true", help="save memory, spend compute")
