@@ -139,8 +139,10 @@ def answer_token_ids(tokenizer, question: Question) -> list[list[int]]:
 def parse_answer(text: str, question: Question) -> int | None:
     """The option index named by a generated reply ("B", "B.", " b) About right"), or None.
 
-    The first letter-like token of the reply decides; a reply that starts by repeating an
-    option label verbatim counts too.
+    The first letter-like token of the reply decides; a capital option letter run into more
+    capitals or punctuation ("BB2", "AC.B": fine-tuned models never stop after the letter)
+    counts as that letter, but not one that starts a word ("About"). A reply that starts by
+    repeating an option label verbatim counts too.
     """
     letters = option_letters(question)
     stripped = text.strip()
@@ -149,6 +151,9 @@ def parse_answer(text: str, question: Question) -> int | None:
     first = stripped.split()[0].strip(".):,*\"'").upper()
     if first in letters:
         return letters.index(first)
+    lead, after = stripped[0], stripped[1:2]
+    if lead in letters and not after.islower():
+        return letters.index(lead)
     lowered = stripped.casefold()
     for index, label in enumerate(question.labels):
         if lowered.startswith(label.casefold()):

@@ -67,6 +67,7 @@ def test_more_than_26_options_is_refused(tiny):
 @pytest.mark.parametrize("reply,expected", [
     ("B", 1), (" b.", 1), ("C) Too much", 2), ("About right", 1), ("too little, clearly", 0),
     ("", None), ("I would say", None), ("D", None),
+    ("BB2B  C/B", 1), ("AC.B.A", 0), ("AABC A B. A", 0), ("Absolutely", None), ("Dear A", None),
 ])
 def test_parse_answer_reads_the_first_valid_option(gss, reply, expected):
     assert parse_answer(reply, gss.question("natenrgy")) == expected
