@@ -17,9 +17,19 @@ TRAIN_JOB = "train_job"
 DEFAULTS = {SURVEY: "gss2018", TEMPERATURE: 1.0, SIMULATION: None, TRAIN_JOB: None}
 
 
+# Choices that outlive a page switch. Streamlit forgets a widget's value when the page that
+# drew it is left, so a page would open on the first survey; writing each value back at
+# the top of every run makes it the widget's starting value on the next page.
+KEPT_KEYS = (SURVEY, MODEL, TEMPERATURE)
+KEPT_PREFIXES = ("question_", "slice_", "board_", "data_f_", "data_q_", "kind_")
+
+
 def initialise() -> None:
     for key, value in DEFAULTS.items():
         st.session_state.setdefault(key, value)
+    for key in list(st.session_state):
+        if key in KEPT_KEYS or str(key).startswith(KEPT_PREFIXES):
+            st.session_state[key] = st.session_state[key]
 
 
 def sidebar_pickers():

@@ -162,3 +162,19 @@ def test_a_missing_data_file_is_explained(tmp_path):
     (tmp_path / "mine.toml").write_text(textwrap.dedent(SPEC))
     with pytest.raises(FocusgroupError, match="needs its data file"):
         load_survey("mine", tmp_path)
+
+
+def test_an_uploaded_survey_is_checked_then_kept_and_a_bad_one_changes_nothing(tmp_path, monkeypatch):
+    from engine.surveys.registry import add_user_survey, user_survey_dir
+
+    monkeypatch.setenv("FOCUSGROUP_CACHE", str(tmp_path / "cache"))
+    spec = textwrap.dedent(SPEC).replace('file = "mine/export.csv"', 'file = "export.csv"').encode()
+    csv = b"ID,Gender,How much do you like it?\n1,Female,A lot\n2,Male,Somewhat\n"
+    assert add_user_survey(spec, csv, "upload.csv").n_respondents == 2
+    assert load_survey("mine", tmp_path).answers["likes"].tolist() == [2, 1]
+
+    with pytest.raises(FocusgroupError, match="no column named"):
+        add_user_survey(spec.replace(b'column = "Gender"', b'column = "Sex"'), csv + b"3,Male,A lot\n", "upload.csv")
+    assert sorted(path.name for path in user_survey_dir().iterdir()) == ["mine"]
+    assert (user_survey_dir() / "mine" / "export.csv").read_bytes() == csv
+    assert sorted(path.name for path in (user_survey_dir() / "mine").iterdir()) == ["export.csv", "mine.toml"]

