@@ -6,11 +6,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from test_surveys import SPEC  # the user-survey spec the survey tests load
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -106,24 +108,8 @@ def test_dashboard_in_a_real_browser(server, browser_page):
 
 
 UPLOAD_ID = "browser-upload-check"
-UPLOAD_SPEC = f"""id = "{UPLOAD_ID}"
-title = "Browser upload check"
-source = "tests/test_browser.py"
-license = "test data"
-[data]
-file = "export.csv"
-respondent_id = "ID"
-[[fields]]
-name = "gender"
-column = "Gender"
-options = ["Female", "Male"]
-[[questions]]
-id = "likes"
-column = 2
-text = "How much do you like it?"
-type = "ordinal"
-options = ["Not at all", "Somewhat", "A lot"]
-"""
+UPLOAD_SPEC = (textwrap.dedent(SPEC).replace('id = "mine"', f'id = "{UPLOAD_ID}"')
+               .replace('file = "mine/export.csv"', 'file = "export.csv"'))
 
 
 def test_a_survey_uploaded_in_the_browser_is_checked_then_added(server, browser_page, tmp_path):
