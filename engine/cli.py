@@ -20,6 +20,7 @@ import os
 import sys
 
 from engine.errors import FocusgroupError
+from engine.training.config import TrainConfig
 
 FORMATS = ("table", "json")
 
@@ -100,25 +101,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="lora, or qlora (4-bit NF4 base weights)")
     train.add_argument("--base-model", default="default", help="`default` or a local model folder")
     train.add_argument("--out", required=True, help="folder for the adapter and its manifest")
-    train.add_argument("--epochs", type=float, default=1.0, help="passes over the examples (default: 1)")
+    train.add_argument("--epochs", type=float, default=TrainConfig.epochs, help="passes over the examples (default: %(default)s)")
     train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    train.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
-    train.add_argument("--batch-size", type=int, default=32, help="examples per step (default: 32)")
-    train.add_argument("--rank", type=int, default=16, help="LoRA rank (default: 16)")
-    train.add_argument("--alpha", type=int, default=32, help="LoRA alpha (default: 32)")
-    train.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout (default: 0)")
+    train.add_argument("--lr", type=float, default=TrainConfig.learning_rate, help="learning rate (default: %(default)s)")
+    train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
+                       help="examples per step (default: %(default)s)")
+    train.add_argument("--rank", type=int, default=TrainConfig.rank, help="LoRA rank (default: %(default)s)")
+    train.add_argument("--alpha", type=int, default=TrainConfig.alpha, help="LoRA alpha (default: %(default)s)")
+    train.add_argument("--dropout", type=float, default=TrainConfig.dropout, help="LoRA dropout (default: %(default)s)")
     train.add_argument("--target-modules", nargs="+", default=["all-linear"],
                        help="module names to adapt (default: all-linear)")
-    train.add_argument("--numeric-loss-weight", type=float, default=0.25,
-                       help="W, weight of the numeric-distance term; 0 = plain cross-entropy (default: 0.25)")
-    train.add_argument("--numeric-loss-width", type=float, default=2.0,
-                       help="D, distance on the scale at which an answer earns nothing (default: 2)")
+    train.add_argument("--numeric-loss-weight", type=float, default=TrainConfig.numeric_loss_weight,
+                       help="W, weight of the numeric-distance term; 0 = plain cross-entropy (default: %(default)s)")
+    train.add_argument("--numeric-loss-width", type=float, default=TrainConfig.numeric_loss_width,
+                       help="D, distance on the scale at which an answer earns nothing (default: %(default)s)")
     train.add_argument("--held-out-questions", nargs="*",
                        help="questions never trained on (default: the survey's held-out set)")
     train.add_argument("--max-examples", type=int, help="train on at most this many examples")
-    train.add_argument("--eval-every", type=int, default=100, help="steps between validation losses (default: 100)")
-    train.add_argument("--eval-examples", type=int, default=512, help="validation examples (default: 512)")
-    train.add_argument("--patience", type=int, default=3, help="evaluations without improvement before stopping")
+    train.add_argument("--eval-every", type=int, default=TrainConfig.eval_every,
+                       help="steps between validation losses (default: %(default)s)")
+    train.add_argument("--eval-examples", type=int, default=TrainConfig.eval_examples,
+                       help="validation examples (default: %(default)s)")
+    train.add_argument("--patience", type=int, default=TrainConfig.patience,
+                       help="evaluations without improvement before stopping (default: %(default)s)")
     train.add_argument("--gradient-checkpointing", action="store_true", help="save memory, spend compute")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--split-seed", type=int, default=0, help="seed of the 8:1:1 respondent split")
@@ -331,7 +336,6 @@ def run_evaluate(args) -> None:
 def run_train(args) -> None:
     from tqdm import tqdm
 
-    from engine.training.config import TrainConfig
     from engine.training.trainer import train
 
     config = TrainConfig(

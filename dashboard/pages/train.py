@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, resources, state
+from engine.training.config import TrainConfig
 
 SECONDS_PER_STEP_CPU = 4.3  # measured: 32 examples per step with validation, SmolLM2-135M, 2-core CPU, bf16
 
@@ -26,11 +27,13 @@ with st.form("train"):
     left, right = st.columns(2)
     method = left.radio("Method", ["lora", "qlora"], horizontal=True,
                         help="QLoRA keeps the base model in 4-bit NF4: less memory, a little slower here.")
-    steps = left.number_input("Steps (32 examples each)", 10, 5000, 200, step=10)
-    learning_rate = left.select_slider("Learning rate", [1e-4, 2e-4, 5e-4, 1e-3, 2e-3], value=1e-3)
-    rank = right.select_slider("LoRA rank", [4, 8, 16, 32], value=16)
-    numeric_weight = right.slider("Numeric-distance loss weight W (0 = cross-entropy only)", 0.0, 2.0, 0.25, 0.05)
-    numeric_width = right.slider("Numeric-distance width D (scale steps)", 0.5, 4.0, 2.0, 0.5)
+    steps = left.number_input(f"Steps ({TrainConfig.batch_size} examples each)", 10, 5000, 200, step=10)
+    learning_rate = left.select_slider("Learning rate", [1e-4, 2e-4, 5e-4, 1e-3, 2e-3],
+                                       value=TrainConfig.learning_rate)
+    rank = right.select_slider("LoRA rank", [4, 8, 16, 32], value=TrainConfig.rank)
+    numeric_weight = right.slider("Numeric-distance loss weight W (0 = cross-entropy only)", 0.0, 2.0,
+                                  TrainConfig.numeric_loss_weight, 0.05)
+    numeric_width = right.slider("Numeric-distance width D (scale steps)", 0.5, 4.0, TrainConfig.numeric_loss_width, 0.5)
     use_gpu = right.checkbox("Train on a CUDA GPU")
     minutes = steps * SECONDS_PER_STEP_CPU / 60
     st.caption(f"Estimated time on this machine's CPU: about {minutes:.0f} minutes "

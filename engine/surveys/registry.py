@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from engine.atomic import swap_into_place
 from engine.errors import FocusgroupError
 from engine.surveys.model import Survey
 from engine.surveys.spec import load_spec_file, resolve_data_file, survey_from_spec
@@ -77,12 +78,7 @@ def add_user_survey(spec_bytes: bytes, csv_bytes: bytes, csv_name: str) -> Surve
         (staging / Path(str(spec.get("data", {}).get("file", csv_name))).name).write_bytes(csv_bytes)
         survey = survey_from_spec(spec_path, staging)
         spec_path.rename(staging / f"{survey.id}.toml")
-        target = root / survey.id
-        previous = root / f".replaced-{survey.id}-{os.getpid()}"
-        if target.exists():
-            os.replace(target, previous)
-        os.replace(staging, target)
-        shutil.rmtree(previous, ignore_errors=True)
+        swap_into_place(staging, root / survey.id)
         return survey
     finally:
         shutil.rmtree(staging, ignore_errors=True)

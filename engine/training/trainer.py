@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import __version__
-from engine.atomic import atomic_write_text
+from engine.atomic import atomic_write_text, swap_into_place
 from engine.errors import FocusgroupError
 from engine.models import DEFAULT_MODEL_NAME, ModelConfig, _load_model, default_model_folder, quiet_transformers
 from engine.prompts import PROMPT_VERSION
@@ -266,17 +266,6 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict, best_ad
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "tensors.pt")
     (staging / "state.json").write_text(json.dumps(state))
     swap_into_place(staging, out / CHECKPOINT)
-
-
-def swap_into_place(staging: Path, target: Path) -> None:
-    """Replace `target` by `staging`: the old folder is moved aside before the new one lands."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".old-{target.name}-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def store_in_bfloat16(path: Path) -> None:
