@@ -190,6 +190,17 @@ def summarize(questions: list[dict]) -> dict:
     }
 
 
+def coverage_summary(result: dict, unseen: set[str]) -> dict[str, dict]:
+    """`summarize` of an evaluation's questions, split by whether the model trained on their
+    answers ("trained") or not ("unseen", see `engine.models.unseen_questions`); empty groups
+    are left out."""
+    groups = {
+        "trained": [q for q in result["questions"] if q["id"] not in unseen],
+        "unseen": [q for q in result["questions"] if q["id"] in unseen],
+    }
+    return {name: summarize(questions) for name, questions in groups.items() if questions}
+
+
 def evaluate(
     loaded: LoadedModel, survey: Survey, config: EvaluationConfig | None = None, progress: Progress | None = None,
     on_question=None,

@@ -182,6 +182,28 @@ def shipped_adapter(survey_id: str) -> Path | None:
     return None
 
 
+def adapter_manifest(adapter: str | Path | None) -> dict:
+    """The training manifest of an adapter folder ({} for the bare model, or a folder without one)."""
+    if adapter is None:
+        return {}
+    path = Path(adapter) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def unseen_questions(adapter: str | Path | None, survey) -> set[str]:
+    """The ids of `survey`'s questions whose answers the model never trained on: the adapter's
+    held-out questions when it was trained on this survey, otherwise every question (an
+    adapter trained on another survey, one without a manifest, or the bare model)."""
+    every = {question.id for question in survey.questions}
+    manifest = adapter_manifest(adapter)
+    if manifest.get("survey") != survey.id:
+        return every
+    return every & set(manifest.get("held_out_questions") or ())
+
+
 def content_fingerprint(folder: Path) -> str:
     """A hash of the contents of a small folder (an adapter): stable across copies and clones."""
     digest = hashlib.sha256()

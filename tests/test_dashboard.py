@@ -55,6 +55,7 @@ def test_focus_group_slice_question_temperature_and_bundle(monkeypatch):
     assert not app.exception, app.exception
     assert "379" in app.markdown[0].value
     assert any("a second real sample of this size" in m.value for m in app.markdown)
+    assert any("is not among the answers this model was trained on" in info.value for info in app.info)
     before = chart_data(app)
 
     def forbidden(*args, **kwargs):
@@ -108,6 +109,9 @@ def test_scoreboard_heatmap_and_temperature_curve():
     assert not app.exception, app.exception
     assert len(app.get("plotly_chart")) == 2
     assert any("lowest at" in m.value for m in app.markdown)
+    coverage = app.dataframe[0].value  # the bare model trained on no question
+    assert list(coverage["questions"]) == ["never saw their answers"] and list(coverage["n"]) == [2]
+    assert 0 < coverage["model"][0] and 0 < coverage["noise floor"][0] < coverage["model"][0]
 
 
 def test_train_page_explains_a_gpu_option_on_a_cpu_machine():

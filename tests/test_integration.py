@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.cli import main
-from engine.evaluate import EvaluationConfig, evaluate
+from engine.evaluate import EvaluationConfig, coverage_summary, evaluate, summarize
 from engine.models import ModelConfig, load_model
 from engine.scoring import full_prompt_logits, option_logits
 from engine.simulate import personas_for
@@ -50,6 +50,11 @@ def test_evaluate_reports_questions_slices_baselines_and_noise(default_model, gs
     summary = result["summary"]
     assert summary["held_out"]["n_questions"] == 1 and summary["trained"]["n_questions"] == 1
     assert summary["all"]["slices"]["noise_floor"]["js"] > 0
+    # grouped by what the model trained on: the bare model saw neither, an adapter that held out natspac saw natenrgy
+    assert set(coverage_summary(result, {"natenrgy", "natspac"})) == {"unseen"}
+    grouped = coverage_summary(result, {"natspac"})
+    assert grouped["trained"]["slices"] == summarize(result["questions"][:1])["slices"]
+    assert grouped["unseen"]["n_questions"] == 1
 
 
 def test_base_flag_uses_the_bare_model(capsys):

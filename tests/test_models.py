@@ -12,6 +12,8 @@ from engine.models import (
     choose_device_and_dtype,
     default_model_folder,
     quantization_config,
+    shipped_adapter,
+    unseen_questions,
 )
 
 
@@ -58,6 +60,18 @@ def test_an_adapter_for_another_base_model_is_refused(tmp_path):
         check_adapter_base(tmp_path, default_model_folder(), ModelConfig())
     (tmp_path / "manifest.json").write_text(json.dumps({"base_model": {"name": DEFAULT_MODEL_NAME}}))
     check_adapter_base(tmp_path, default_model_folder(), ModelConfig())
+
+
+def test_unseen_questions_follow_the_adapters_manifest(tmp_path, gss):
+    every = {q.id for q in gss.questions}
+    assert unseen_questions(shipped_adapter("gss2018"), gss) == {"natenrgy", "natenvir"}
+    assert unseen_questions(None, gss) == every  # the bare model trained on nothing
+    (tmp_path / "manifest.json").write_text(json.dumps({"survey": "non-voters", "held_out_questions": ["Q8_3"]}))
+    assert unseen_questions(tmp_path, gss) == every  # trained on another survey
+    (tmp_path / "manifest.json").write_text(json.dumps({"survey": "gss2018", "held_out_questions": ["natsci"]}))
+    assert unseen_questions(tmp_path, gss) == {"natsci"}
+    (tmp_path / "manifest.json").write_text("{not json")
+    assert unseen_questions(tmp_path, gss) == every  # unreadable: assume nothing was seen
 
 
 def test_tiny_model_has_the_default_vocabulary(tiny):

@@ -15,11 +15,15 @@ import streamlit as st
 from dashboard import charts, export, resources, state
 from engine.errors import FocusgroupError
 from engine.metrics import effective_sample_size
+from engine.models import adapter_manifest, unseen_questions
 from engine.slices import describe_slice, normalize_slice, slice_index
 from engine.surveys.model import Option, Question
 
 SMALL_SLICE = 30
 AB_LABELS = ("A", "B")
+UNSEEN_ADVICE = ("The model answers it from what it learned on other questions, and on questions it never "
+                 "saw its overall level can be far off: the Scoreboard measures trained and unseen survey "
+                 "questions side by side.")
 
 survey, adapter, model_label = state.sidebar_pickers()
 state.apply_link(survey)
@@ -130,7 +134,7 @@ st.plotly_chart(figure, key="distribution")
 
 if simulation.real is None:
     st.info("This is a new question: no real respondent answered it, so the simulated distribution stands "
-            "alone. Treat it as a hypothesis to test with a real sample.")
+            f"alone. Treat it as a hypothesis to test with a real sample. {UNSEEN_ADVICE}")
 else:
     js, floor = snapshot.metrics["js"], simulation.noise["js"]
     verdict = "within sampling noise" if js <= floor * 1.5 else "further than sampling noise alone explains"
@@ -138,6 +142,11 @@ else:
         f"**Simulated differs from real by JS {js:.3f}; a second real sample of this size would differ by about "
         f"{floor:.3f}** ({verdict})."
     )
+    if question.id in unseen_questions(request["adapter"], survey):
+        reason = ("was held out of this adapter's training" if request["adapter"]
+                  and adapter_manifest(request["adapter"]).get("survey") == survey.id
+                  else "is not among the answers this model was trained on")
+        st.info(f"**{question.id} {reason}.** {UNSEEN_ADVICE}")
 
 # -- metrics ------------------------------------------------------------------------------
 if simulation.real is not None:

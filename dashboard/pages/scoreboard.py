@@ -8,7 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, export, resources, state
+from engine.baselines import CLASSICAL
 from engine.errors import FocusgroupError
+from engine.evaluate import coverage_summary
+from engine.models import unseen_questions
 
 TEMPERATURES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 DEFAULT_QUESTIONS = 4
@@ -40,11 +43,13 @@ except FocusgroupError as error:
     st.stop()
 bar.empty()
 
+unseen = unseen_questions(request["adapter"], survey)
 rows = []
 for question in result["questions"]:
+    label = f"{question['id']} (unseen)" if question["id"] in unseen and request["adapter"] else question["id"]
     for block in question["slices"]:
         floor = block["noise_floor"]["js"]
-        rows.append({"question": question["id"], "slice": block["slice"], "n": block["n"],
+        rows.append({"question": label, "slice": block["slice"], "n": block["n"],
                      "js": block["model"]["js"], "noise_floor": floor,
                      "ratio": block["model"]["js"] / floor if floor else np.nan})
 table = pd.DataFrame(rows)
@@ -58,6 +63,25 @@ else:
     heatmap = charts.fidelity_heatmap(table, "Fidelity by question and slice", f"{survey.title} · {model_label} · T = 1")
     st.plotly_chart(heatmap, key="heatmap")
     st.download_button("CSV of the heat map", export.csv_bytes(table), "focusgroup_scoreboard.csv", "text/csv")
+
+st.subheader("Questions it trained on, and questions it never saw")
+coverage = []
+for group, summary in coverage_summary(result, unseen).items():
+    slices = summary["slices"]
+    classical = {name: scores["js"] for name, scores in slices["baselines"].items()
+                 if name in CLASSICAL and scores["js"] is not None}
+    best = min(classical, key=classical.get) if classical else None
+    coverage.append({
+        "questions": {"trained": "trained on their answers", "unseen": "never saw their answers"}[group],
+        "n": summary["n_questions"], "slices": summary["n_slices"], "model": slices["model"]["js"],
+        "marginal": slices["baselines"].get("marginal", {}).get("js"),
+        "best classical": classical.get(best), "best classical is": best, "noise floor": slices["noise_floor"]["js"],
+    })
+st.dataframe(pd.DataFrame(coverage), hide_index=True, column_config={
+    c: st.column_config.NumberColumn(format="%.3f") for c in ("model", "marginal", "best classical", "noise floor")})
+st.caption("Mean Jensen-Shannon distance over question x slice pairs, T = 1. The marginal baseline gives everyone "
+           "the train split's overall answer shares for the question, so it has seen real answers to every "
+           "question; on questions the model never saw, compare the two before trusting overall levels.")
 
 st.subheader("Temperature trade-off")
 frame = pd.DataFrame(curve)
