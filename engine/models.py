@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -254,11 +256,19 @@ def quantization_config(config: ModelConfig, dtype):
 
 
 def quiet_transformers() -> None:
-    """Silence per-tensor progress bars and advisory warnings; errors still surface."""
+    """Silence per-tensor progress bars and advisory warnings; errors still surface.
+
+    Two library notices that ask nothing of a user are dropped as well: bitsandbytes, on a
+    CPU with AVX512-BF16, reports that an optional kernel package is missing (it falls back
+    to its own kernels), and peft reads a transformers property that transformers 5 marks
+    as deprecated.
+    """
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def load_model(config: ModelConfig | None = None) -> LoadedModel:

@@ -57,6 +57,18 @@ def test_evaluate_reports_questions_slices_baselines_and_noise(default_model, gs
     assert grouped["unseen"]["n_questions"] == 1
 
 
+def test_the_command_line_prints_no_library_notices():
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "engine.cli", "simulate", "--question", "natspac", "--personas", "8",
+                          "--no-baselines", "--format", "json"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["model"].endswith("gss2018-smollm2")  # the adapter went through peft
+    for notice in ("kernels-community", "is_gradient_checkpointing", "Warning"):
+        assert notice not in run.stderr, run.stderr
+
+
 def test_base_flag_uses_the_bare_model(capsys):
     code = main(["simulate", "--question", "natspac", "--personas", "16", "--base", "--no-baselines",
                  "--format", "json"])
