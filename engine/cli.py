@@ -330,7 +330,34 @@ def run_evaluate(args) -> None:
     print(f"\nMean over {summary['n_slices']} question x single-field slices, JS distance: "
           f"model {number(summary['slices']['model']['js'])}, noise floor {number(summary['slices']['noise_floor']['js'])}, "
           + ", ".join(f"{name} {number(scores['js'])}" for name, scores in summary["slices"]["baselines"].items()))
-    print("* held-out question")
+    if result["summary"]["held_out"]:
+        for group, label in (("trained", "Trained questions"), ("held_out", "Held-out questions")):
+            if result["summary"][group]:
+                print(group_line(label, result["summary"][group]))
+        print("* held-out question")
+
+
+def group_line(label: str, summary: dict) -> str:
+    """One group of questions: mean slice JS and mean log loss of the model, the marginal
+    baseline and the best classical baseline, and the noise floor."""
+    from engine.baselines import CLASSICAL
+
+    slices, individual = summary["slices"], summary["individual"]
+
+    def best(scores: dict, key: str) -> str:
+        scored = {name: s[key] for name, s in scores.items() if name in CLASSICAL and s.get(key) is not None}
+        if not scored:
+            return "best classical -"
+        name = min(scored, key=scored.get)
+        return f"best classical {number(scored[name])} ({name})"
+
+    return (f"{label} ({summary['n_questions']}, {summary['n_slices']} slices): "
+            f"slice JS model {number(slices['model']['js'])}, "
+            f"marginal {number(slices['baselines'].get('marginal', {}).get('js'))}, "
+            f"{best(slices['baselines'], 'js')}, noise floor {number(slices['noise_floor']['js'])}; "
+            f"log loss model {number(individual['model']['log_loss'])}, "
+            f"marginal {number(individual['baselines'].get('marginal', {}).get('log_loss'))}, "
+            f"{best(individual['baselines'], 'log_loss')}")
 
 
 def run_train(args) -> None:

@@ -48,6 +48,24 @@ def test_simulate_table_mentions_noise_floor_and_provenance(capsys):
     assert "noise floor" in out and "NORC" in out
 
 
+def test_evaluate_table_and_json_on_the_tiny_model(capsys):
+    argv = ("evaluate", "--questions", "natenrgy", "natspac", "--model", "tiny", "--dtype", "float32",
+            "--min-slice", "40")
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("nat")}
+    assert set(rows) == {"natenrgy*", "natspac"} and rows["natenrgy*"][1] == "220"
+    trained = next(line for line in out.splitlines() if line.startswith("Trained questions (1,"))
+    held_out = next(line for line in out.splitlines() if line.startswith("Held-out questions (1,"))
+    code, out, _ = run(capsys, *argv, "--format", "json")
+    summary = json.loads(out)["summary"]
+    for line, group in ((trained, "trained"), (held_out, "held_out")):
+        slices, individual = summary[group]["slices"], summary[group]["individual"]
+        assert f"slice JS model {slices['model']['js']:.3f}" in line
+        assert f"marginal {slices['baselines']['marginal']['js']:.3f}" in line
+        assert f"log loss model {individual['model']['log_loss']:.3f}" in line
+
+
 @pytest.mark.parametrize("argv,message", [
     (["simulate", "--survey", "nope", "--question", "x"], "Unknown survey 'nope'"),
     (["simulate", "--question", "natxyz"], "no question 'natxyz'"),
