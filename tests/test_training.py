@@ -229,6 +229,16 @@ def test_the_checkpointing_path_scores_like_the_shared_prefix_path(gss):
     torch.testing.assert_close(shared, separate, atol=2e-2, rtol=0)
 
 
+def test_sharded_launches_are_refused_before_training():
+    from engine.training.trainer import check_parallelism
+
+    for accepted in ("NO", "MULTI_CPU", "MULTI_GPU"):
+        check_parallelism(accepted)
+    for sharded in ("FSDP", "DEEPSPEED"):
+        with pytest.raises(FocusgroupError, match=f"configured for {sharded}.*--multi_gpu"):
+            check_parallelism(sharded)
+
+
 @pytest.mark.slow
 def test_two_processes_train_one_adapter_under_accelerate_launch(tmp_path):
     out = tmp_path / "adapter"

@@ -164,6 +164,25 @@ def batch_logprobs(loaded, survey, batch: list[Example], gradient_checkpointing:
     return option_logprobs_from_hidden(head, last, option_tokens)
 
 
+DATA_PARALLEL = ("NO", "MULTI_CPU", "MULTI_GPU")
+
+
+def check_parallelism(distributed_type: str) -> None:
+    """Accept data parallelism (every process holds the whole model), refuse the rest.
+
+    Under FSDP or DeepSpeed the LoRA weights are sharded across processes, and the adapter
+    and checkpoints here are written from one process's full tensors; rather than fail at
+    the end of a run, or write a part of an adapter, such a launch stops at once.
+    """
+    if distributed_type not in DATA_PARALLEL:
+        raise FocusgroupError(
+            f"accelerate was configured for {distributed_type}; focusgroup train runs data parallel on CPUs or "
+            "CUDA GPUs only (FSDP and DeepSpeed shard the weights; a LoRA or QLoRA adapter on a 7B base fits on "
+            "one GPU per process). Launch with `accelerate launch --multi_gpu --num_processes N -m engine.cli "
+            "train ...` and no FSDP or DeepSpeed settings."
+        )
+
+
 @dataclass
 class Team:
     """The processes training together: one, or several started by `accelerate launch`."""
@@ -180,6 +199,7 @@ class Team:
         from accelerate import Accelerator
 
         accelerator = Accelerator(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo
+        check_parallelism(str(accelerator.distributed_type.value))
         if accelerator.num_processes <= 1:
             raise FocusgroupError("Launched as one of several processes, but accelerate found no process group; "
                                   "start distributed runs with `accelerate launch`.")
@@ -209,7 +229,7 @@ class Team:
 
 def answer_scorer(loaded, survey, gradient_checkpointing: bool):
     """The model as one module whose forward maps a batch of examples to option
-    log-probabilities, so a data-parallel wrapper (DDP, FSDP) sees every forward pass."""
+    log-probabilities, so the data-parallel wrapper (DDP) sees every forward pass."""
     import torch
 
     class AnswerScorer(torch.nn.Module):
