@@ -169,6 +169,8 @@ def progress_bar(description: str):
 
     def update(done: int, total: int) -> None:
         if not bars or bars[-1].disable:
+            if done >= total:
+                return  # nothing to wait for: the answers came from the logit cache
             bars.append(tqdm(total=total, desc=description, unit="persona", file=sys.stderr, leave=False,
                              dynamic_ncols=True))
         bar = bars[-1]

@@ -198,6 +198,8 @@ def score_personas(
 
         # Phase 2: personas in batches sorted by length, the prefix cache repeated per row.
         order = np.argsort([len(s) for s in suffixes], kind="stable")
+        if progress is not None:
+            progress(0, len(personas))
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             scores = batch_option_logprobs(decoder, head, copy.deepcopy(prefix_cache),

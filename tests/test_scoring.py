@@ -82,3 +82,19 @@ def test_generate_and_parse_is_reproducible_and_reports_success(tiny, gss, perso
     assert first.replies == again.replies
     assert 0.0 <= first.success_rate <= 1.0
     assert np.all((first.answers >= -1) & (first.answers < 3))
+
+
+def test_progress_starts_at_zero_and_a_cached_read_is_one_final_report(tiny, gss, personas, tmp_path, capsys):
+    from engine.cli import progress_bar
+
+    question = gss.question("natcity")
+    store = LogitStore(tmp_path / "store")
+    scored, cached = [], []
+    option_logits(tiny, question, gss.fields, personas, batch_size=16, store=store,
+                  progress=lambda done, total: scored.append((done, total)))
+    assert scored == [(0, 40), (16, 40), (32, 40), (40, 40)]
+    bar = progress_bar("Simulating")
+    option_logits(tiny, question, gss.fields, personas, store=store,
+                  progress=lambda done, total: (cached.append((done, total)), bar(done, total)))
+    assert cached == [(40, 40)]
+    assert "Simulating" not in capsys.readouterr().err  # no bar for a wait that never happened
