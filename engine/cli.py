@@ -342,16 +342,17 @@ def run_evaluate(args) -> None:
 def group_line(label: str, summary: dict) -> str:
     """One group of questions: mean slice JS and mean log loss of the model, the marginal
     baseline and the best classical baseline, and the noise floor."""
-    from engine.baselines import CLASSICAL
+    from engine.baselines import best_classical
 
     slices, individual = summary["slices"], summary["individual"]
 
     def best(scores: dict, key: str) -> str:
-        scored = {name: s[key] for name, s in scores.items() if name in CLASSICAL and s.get(key) is not None}
-        if not scored:
+        by_name = {name: s.get(key) for name, s in scores.items()}
+        try:
+            name = best_classical(scores, by_name)
+        except FocusgroupError:
             return "best classical -"
-        name = min(scored, key=scored.get)
-        return f"best classical {number(scored[name])} ({name})"
+        return f"best classical {number(by_name[name])} ({name})"
 
     return (f"{label} ({summary['n_questions']}, {summary['n_slices']} slices): "
             f"slice JS model {number(slices['model']['js'])}, "

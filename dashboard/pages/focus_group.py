@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard import charts, export, resources, state
 from engine.errors import FocusgroupError
 from engine.metrics import effective_sample_size
-from engine.models import adapter_manifest, unseen_questions
+from engine.models import unseen_questions
 from engine.slices import describe_slice, normalize_slice, slice_index
 from engine.surveys.model import Option, Question
 
@@ -142,9 +142,11 @@ else:
         f"**Simulated differs from real by JS {js:.3f}; a second real sample of this size would differ by about "
         f"{floor:.3f}** ({verdict})."
     )
-    if question.id in unseen_questions(request["adapter"], survey):
-        reason = ("was held out of this adapter's training" if request["adapter"]
-                  and adapter_manifest(request["adapter"]).get("survey") == survey.id
+    unseen = unseen_questions(request["adapter"], survey)
+    if question.id in unseen:
+        # An adapter trained on this survey leaves only its held-out questions unseen.
+        held_out = request["adapter"] and len(unseen) < len(survey.questions)
+        reason = ("was held out of this adapter's training" if held_out
                   else "is not among the answers this model was trained on")
         st.info(f"**{question.id} {reason}.** {UNSEEN_ADVICE}")
 

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, export, resources, state
-from engine.baselines import CLASSICAL
+from engine.baselines import best_classical
 from engine.errors import FocusgroupError
 from engine.evaluate import coverage_summary
 from engine.models import unseen_questions
@@ -68,14 +68,16 @@ st.subheader("Questions it trained on, and questions it never saw")
 coverage = []
 for group, summary in coverage_summary(result, unseen).items():
     slices = summary["slices"]
-    classical = {name: scores["js"] for name, scores in slices["baselines"].items()
-                 if name in CLASSICAL and scores["js"] is not None}
-    best = min(classical, key=classical.get) if classical else None
+    js = {name: scores["js"] for name, scores in slices["baselines"].items()}
+    try:
+        best = best_classical(slices["baselines"], js)
+    except FocusgroupError:
+        best = None
     coverage.append({
         "questions": {"trained": "trained on their answers", "unseen": "never saw their answers"}[group],
         "n": summary["n_questions"], "slices": summary["n_slices"], "model": slices["model"]["js"],
         "marginal": slices["baselines"].get("marginal", {}).get("js"),
-        "best classical": classical.get(best), "best classical is": best, "noise floor": slices["noise_floor"]["js"],
+        "best classical": js.get(best), "best classical is": best, "noise floor": slices["noise_floor"]["js"],
     })
 st.dataframe(pd.DataFrame(coverage), hide_index=True, column_config={
     c: st.column_config.NumberColumn(format="%.3f") for c in ("model", "marginal", "best classical", "noise floor")})

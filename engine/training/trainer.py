@@ -199,7 +199,7 @@ class Team:
         from accelerate import Accelerator
 
         accelerator = Accelerator(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo
-        check_parallelism(str(accelerator.distributed_type.value))
+        check_parallelism(accelerator.distributed_type.value)
         if accelerator.num_processes <= 1:
             raise FocusgroupError("Launched as one of several processes, but accelerate found no process group; "
                                   "start distributed runs with `accelerate launch`.")
