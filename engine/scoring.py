@@ -15,19 +15,26 @@ keeps it from touching real tokens, so no attention mask is needed.
 
 Results are cached in memory and on disk (`LogitStore`), keyed by the model fingerprint,
 PROMPT_VERSION and the exact prompt text, so a survey, question, stimulus or adapter change
-can never reuse stale logits.
+can never reuse stale logits. Nothing read from the disk cache is trusted (see
+`LogitStore`), and scores that are not finite are refused rather than cached.
 """
 
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
+import shutil
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import atomic_save_npz
+from engine.atomic import atomic_save_npz, recover_folder
+from engine.errors import FocusgroupError
 from engine.models import LoadedModel, cache_root
 from engine.prompts import PROMPT_VERSION, answer_token_ids, render_prompt
 from engine.surveys.model import DemographicField, Question
@@ -35,6 +42,10 @@ from engine.surveys.model import DemographicField, Question
 Progress = Callable[[int, int], None]
 DEFAULT_BATCH_SIZE = 32
 LENGTH_BUCKET = 8
+# Option log-probabilities are <= 0 and their probabilities sum to at most 1; float32
+# rounding may overshoot by far less than this.
+LOGPROB_TOLERANCE = 1e-3
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def text_hash(*parts: str) -> str:
@@ -46,33 +57,92 @@ def text_hash(*parts: str) -> str:
 
 
 class LogitStore:
-    """Per-prefix files of persona-hash -> option logits, written atomically."""
+    """Per-prefix files of persona-hash -> option logits, checked on every read and merged
+    on every write.
+
+    A file holds its full cache key, the persona hashes and an array [personas, options].
+    Nothing read from disk is trusted: a file that cannot be read, is not a file, belongs
+    to another key or has the wrong shape counts as empty, and a row that is not a valid
+    set of option log-probabilities (finite, <= 0, probabilities summing to at most 1)
+    counts as missing; what is missing is scored again and written back. A writer holds an
+    exclusive lock (fcntl.flock on `<file>.lock` beside it) while it reads, merges and
+    replaces the file, so runs scoring different personas at once keep all their results.
+    """
 
     def __init__(self, folder: Path | None = None):
         self.folder = folder or cache_root() / "logits"
         self.memory: dict[str, dict[str, np.ndarray]] = {}
+        self.swept = False  # the temporary files of killed writers are removed once
 
     def path(self, key: str) -> Path:
         return self.folder / f"{key[:32]}.npz"
 
-    def load(self, key: str) -> dict[str, np.ndarray]:
+    def load(self, key: str, options: int) -> dict[str, np.ndarray]:
+        """The valid cached rows of `key`, whose question has `options` options."""
         if key not in self.memory:
-            entries: dict[str, np.ndarray] = {}
-            path = self.path(key)
-            if path.is_file():
-                try:
-                    with np.load(path, allow_pickle=False) as stored:
-                        entries = dict(zip(stored["keys"].tolist(), stored["logits"]))
-                except (OSError, ValueError, KeyError):
-                    entries = {}  # an unreadable cache file is rebuilt, never trusted
-            self.memory[key] = entries
+            self.memory[key] = self.read(key, options)
         return self.memory[key]
 
-    def save(self, key: str) -> None:
+    def read(self, key: str, options: int) -> dict[str, np.ndarray]:
+        try:
+            with np.load(self.path(key), allow_pickle=False) as stored:
+                arrays = stored["key"], stored["keys"], stored["logits"]
+        except UNREADABLE:
+            return {}  # rebuilt, never trusted
+        return valid_entries(key, *arrays, options)
+
+    def save(self, key: str, options: int) -> None:
+        """Write this key's entries merged with what other runs wrote meanwhile. A cache that
+        cannot be written only costs time later, so that is no error."""
         entries = self.memory[key]
-        if entries:
-            keys = np.array(list(entries), dtype=str)
-            atomic_save_npz(self.path(key), keys=keys, logits=np.stack(list(entries.values())))
+        if not entries:
+            return
+        path = self.path(key)
+        if not self.swept:
+            recover_folder(self.folder)
+            self.swept = True
+        try:
+            with exclusive_lock(path.with_name(path.name + ".lock")):
+                entries.update({k: row for k, row in self.read(key, options).items() if k not in entries})
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)  # a folder where the cache file belongs is replaced
+                atomic_save_npz(path, key=np.array(key), keys=np.array(list(entries), dtype=str),
+                                logits=np.stack(list(entries.values())))
+        except OSError:
+            pass
+
+
+@contextmanager
+def exclusive_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def valid_entries(key: str, stored_key: np.ndarray, keys: np.ndarray, logits: np.ndarray,
+                  options: int) -> dict[str, np.ndarray]:
+    """The rows of a cache file that can be trusted: none unless the file is this key's,
+    with one row of `options` floats per string key; then each valid log-probability row."""
+    if stored_key.shape != () or stored_key.dtype.kind != "U" or str(stored_key) != key:
+        return {}
+    if keys.ndim != 1 or keys.dtype.kind != "U" or logits.dtype.kind != "f" or logits.shape != (len(keys), options):
+        return {}
+    return {k: row for k, row, ok in zip(keys.tolist(), logits, valid_logprob_rows(logits)) if ok}
+
+
+def valid_logprob_rows(logits: np.ndarray) -> np.ndarray:
+    """Which rows are option log-probabilities: finite, <= 0, and logsumexp <= 0 (within
+    LOGPROB_TOLERANCE), since the options' probabilities cannot sum to more than 1."""
+    values = logits.astype(np.float64)
+    finite = np.isfinite(values).all(axis=1)
+    values = np.where(np.isfinite(values), values, 0.0)
+    peak = values.max(axis=1, keepdims=True)
+    total = peak[:, 0] + np.log(np.exp(values - peak).sum(axis=1))
+    return finite & (values <= LOGPROB_TOLERANCE).all(axis=1) & (total <= LOGPROB_TOLERANCE)
 
 
 _default_store: LogitStore | None = None
@@ -103,7 +173,8 @@ def option_logits(
     store = store or default_store()
     prompt = render_prompt(loaded.tokenizer, question, fields, "", stimulus)
     key = text_hash(loaded.fingerprint, PROMPT_VERSION, prompt.prefix, prompt.persona_part)
-    cached = store.load(key) if use_cache else {}
+    options = len(question.options)
+    cached = store.load(key, options) if use_cache else {}
     persona_keys = [text_hash(persona) for persona in personas]
     missing = list(dict.fromkeys(k for k in persona_keys if k not in cached))
 
@@ -111,9 +182,14 @@ def option_logits(
         by_key = dict(zip(persona_keys, personas))
         texts = [by_key[k] for k in missing]
         scores = score_personas(loaded, question, fields, texts, stimulus, batch_size, progress)
+        if not np.isfinite(np.stack(scores)).all():
+            raise FocusgroupError(
+                f"The model produced non-finite scores (NaN or infinity) for question {question.id!r}; its adapter is "
+                "likely broken (trained with too large a learning rate?): retrain it, or score without it."
+            )
         cached.update(zip(missing, scores))
         if use_cache:
-            store.save(key)
+            store.save(key, options)
     elif progress is not None:
         progress(len(personas), len(personas))
     return np.stack([cached[k] for k in persona_keys]).astype(np.float64)

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -183,6 +182,104 @@ def test_resume_continues_an_interrupted_run(tmp_path, monkeypatch):
     monkeypatch.undo()
     manifest = train(config, resume=True)
     assert manifest["steps"] == 4 and [r["step"] for r in manifest["loss_curve"]] == [1, 2, 3, 4]
+
+
+def test_checkpoints_hold_no_pickle_and_resume_restores_the_optimizer(tmp_path, monkeypatch):
+    import engine.training.trainer as trainer
+    from engine.training.run_folder import load_checkpoint
+
+    out = tmp_path / "adapter"
+    config = TrainConfig(out=str(out), base_model="tiny", max_steps=3, eval_every=2, eval_examples=8, batch_size=4,
+                         max_examples=40)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "write_adapter", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    checkpoint = out / ".checkpoint"
+    assert sorted(path.name for path in checkpoint.iterdir()) == [
+        "adapter.safetensors", "best_adapter.safetensors", "optimizer.safetensors", "state.json"]
+    loaded = load_base(config)
+    trainable = [p for p in loaded.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    load_checkpoint(checkpoint, loaded.model, optimizer, scheduler)
+    state = optimizer.state_dict()
+    assert state["param_groups"][0]["lr"] != 1.0 and state["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert len(state["state"]) == len(trainable) and float(state["state"][0]["step"]) == 2
+    assert scheduler.last_epoch == 2
+
+
+@pytest.mark.parametrize("setting", [{"learning_rate": 1e30, "eval_every": 100}, {"numeric_loss_weight": 1e38}],
+                         ids=["lr", "numeric-loss-weight"])
+def test_a_loss_that_is_not_finite_stops_training_and_writes_nothing(tmp_path, setting):
+    out = tmp_path / "adapter"
+    config = TrainConfig(out=str(out), base_model="tiny", max_steps=3, batch_size=4, eval_examples=8, max_examples=40,
+                         **setting)
+    option = "--lr 1e\\+30" if "learning_rate" in setting else "--numeric-loss-weight 1e\\+38"
+    with pytest.raises(FocusgroupError, match=f"no longer a finite number.*{option}.*too large"):
+        train(config)
+    assert not out.exists()
+
+
+def reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_a_loss_gone_bad_late_leaves_the_last_good_checkpoint_resumable(tmp_path, monkeypatch):
+    import engine.training.trainer as trainer
+
+    out = tmp_path / "adapter"
+    config = TrainConfig(out=str(out), base_model="tiny", max_steps=4, eval_every=1, eval_examples=8, batch_size=4,
+                         max_examples=40)
+    original, training_steps = trainer.batch_loss, []
+
+    def poisoned_at_step_three(*args):
+        loss, parts = original(*args)
+        if torch.is_grad_enabled():  # a training step, not a validation batch
+            training_steps.append(len(training_steps) + 1)
+            if len(training_steps) == 3:
+                loss = loss * float("nan")
+        return loss, parts
+
+    monkeypatch.setattr(trainer, "batch_loss", poisoned_at_step_three)
+    with pytest.raises(FocusgroupError, match="step 3"):
+        train(config)
+    assert sorted(path.name for path in out.iterdir()) == [".checkpoint"]
+    state = json.loads((out / ".checkpoint" / "state.json").read_text(), parse_constant=reject_constant)
+    assert state["run"]["step"] == 2
+    assert check_output_folder(out, config, resume=True)["step"] == 2
+
+
+def test_manifests_are_strict_json_with_null_for_numbers_that_are_not_finite(tmp_path):
+    from engine.atomic import atomic_write_json
+
+    atomic_write_json(tmp_path / "manifest.json", {"loss": float("nan"), "curve": [1.0, float("-inf")], "steps": 2})
+    text = (tmp_path / "manifest.json").read_text()
+    assert json.loads(text, parse_constant=reject_constant) == {"loss": None, "curve": [1.0, None], "steps": 2}
+
+
+@pytest.mark.parametrize("where", ["below a file", "in a read-only folder"])
+def test_an_unwritable_out_is_refused_before_any_slow_work(tmp_path, monkeypatch, where):
+    import engine.training.trainer as trainer
+
+    if where == "below a file":
+        (tmp_path / "a-file").write_text("not a folder")
+        out = tmp_path / "a-file" / "adapter"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        (tmp_path / "locked").mkdir(mode=0o555)
+        out = tmp_path / "locked" / "adapter"
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the survey was loaded before --out was checked")
+
+    monkeypatch.setattr(trainer, "load_survey", forbidden)
+    with pytest.raises(FocusgroupError, match=f"Cannot write the adapter to --out {out}"):
+        train(TrainConfig(out=str(out), base_model="tiny"))
 
 
 def test_bad_training_options_are_explained():

@@ -1,16 +1,20 @@
-"""Fine-tuning with LoRA or QLoRA: the loop, validation, checkpoints and the atomic output.
+"""Fine-tuning with LoRA or QLoRA: the loop and validation (the run's folder, its checkpoints
+and the atomic output are `engine.training.run_folder`).
 
     focusgroup train --survey gss2018 --method lora --max-steps 5 --out /tmp/adapter
 
 Phases, top to bottom in `train`:
-1. the output folder: refuse one that holds a different run; resume from its checkpoint;
+1. the output folder: writable, what a killed run left half done finished
+   (`engine.training.run_folder.recover_run`), refused when it holds a different run,
+   resumed from its checkpoint;
 2. data: train-split examples of the trained questions, validation-split examples;
 3. model: the base (4-bit NF4 for QLoRA) with a fresh LoRA adapter (peft);
 4. the loop: one question per batch, its prompt prefix run once, loss = cross-entropy +
    W x numeric distance (`engine.training.loss`); validation loss every `eval_every` steps,
    the best adapter kept, early stop after `patience` evaluations without improvement;
-5. output: the best adapter and `manifest.json` written to a staging folder and renamed
-   into place, so a killed run never leaves a half-written adapter behind.
+   a loss that is not finite stops the run (it would write NaN weights);
+5. output: the best adapter and `manifest.json` written to a staging folder and swapped
+   into place in one step, so a killed run leaves its checkpoint or its adapter, whole.
 
 Progress goes to a callback with step, loss and ETA: the CLI draws a tqdm bar from it, and
 the dashboard a progress bar. Multi-GPU runs use accelerate's launcher (see the README).
@@ -20,13 +24,10 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import math
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import __version__
-from engine.atomic import atomic_write_text, swap_into_place
+from engine.atomic import fault_point
 from engine.errors import FocusgroupError
 from engine.models import DEFAULT_MODEL_NAME, ModelConfig, _load_model, default_model_folder, quiet_transformers
 from engine.prompts import PROMPT_VERSION
@@ -51,10 +52,18 @@ from engine.surveys.split import held_out_questions
 from engine.training.config import TrainConfig
 from engine.training.examples import Example, build_examples, make_batches, subsample
 from engine.training.loss import answer_loss
+from engine.training.run_folder import (
+    CHECKPOINT,
+    adapter_state,
+    check_output_folder,
+    check_writable,
+    finished_run,
+    load_checkpoint,
+    recover_run,
+    save_checkpoint,
+    write_adapter,
+)
 
-MANIFEST = "manifest.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-CHECKPOINT = ".checkpoint"
 WARMUP_FRACTION = 0.05
 
 
@@ -82,31 +91,6 @@ def weights_sha256(folder: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
-
-
-def check_output_folder(out: Path, config: TrainConfig, resume: bool) -> dict | None:
-    """The checkpoint to resume from, or None; refuses to overwrite another run."""
-    if not out.exists():
-        return None
-    if not out.is_dir():
-        raise FocusgroupError(f"--out {out} is a file; pass a folder.")
-    manifest = out / MANIFEST
-    if manifest.is_file():
-        previous = json.loads(manifest.read_text()).get("hyperparameters")
-        if previous != config.hyperparameters():
-            raise FocusgroupError(f"{out} already holds a different trained adapter; choose another --out.")
-        raise FocusgroupError(f"{out} already holds this finished run; choose another --out to train again.")
-    state = out / CHECKPOINT / "state.json"
-    if state.is_file():
-        saved = json.loads(state.read_text())
-        if saved["hyperparameters"] != config.hyperparameters():
-            raise FocusgroupError(f"{out} holds an unfinished run with other settings; choose another --out.")
-        if not resume:
-            raise FocusgroupError(f"{out} holds an unfinished run; pass --resume to continue it.")
-        return saved
-    if any(out.iterdir()):
-        raise FocusgroupError(f"{out} is not empty and holds no focusgroup run; choose an empty or new --out.")
-    return None
 
 
 def load_base(config: TrainConfig):
@@ -270,54 +254,16 @@ def validation_loss(scorer, survey, batches, config: TrainConfig, team: Team) ->
     return total / count
 
 
-def adapter_state(model) -> dict:
-    from peft import get_peft_model_state_dict
-
-    return {name: tensor.detach().clone().cpu() for name, tensor in get_peft_model_state_dict(model).items()}
-
-
-def save_checkpoint(out: Path, model, optimizer, scheduler, state: dict, best_adapter: dict | None) -> None:
-    """Everything needed to resume, written to a staging folder and swapped in atomically."""
-    import torch
-
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=out))
-    torch.save({"adapter": adapter_state(model), "best_adapter": best_adapter,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "tensors.pt")
-    (staging / "state.json").write_text(json.dumps(state))
-    swap_into_place(staging, out / CHECKPOINT)
-
-
-def store_in_bfloat16(path: Path) -> None:
-    """Rewrite a safetensors file with its float tensors in bfloat16: half the size of float32,
-    and as precise as the bfloat16 base weights the adapter is merged into."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(path)
-    save_file({name: tensor.to(torch.bfloat16) if tensor.is_floating_point() else tensor
-               for name, tensor in tensors.items()}, path, metadata={"format": "pt"})
-
-
-def write_adapter(out: Path, model, manifest: dict) -> None:
-    """The adapter and its manifest, staged beside `out` and renamed into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-staging-", dir=out.parent))
-    try:
-        model.save_pretrained(staging)
-        (staging / "README.md").unlink(missing_ok=True)  # peft's blank model card; the manifest says it all
-        store_in_bfloat16(staging / ADAPTER_WEIGHTS)
-        atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2))
-        staging.chmod(0o755)
-        for path in staging.iterdir():
-            path.chmod(0o644)
-        if (out / CHECKPOINT).exists():
-            shutil.rmtree(out / CHECKPOINT)
-        if out.exists() and not any(out.iterdir()):
-            out.rmdir()
-        swap_into_place(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+def stop_unless_finite(team: Team, step: int, config: TrainConfig, *values: float) -> None:
+    """A loss of inf or NaN poisons every weight it touches: stop before it is applied.
+    Every process of a team learns of any process's bad loss, so all stop together."""
+    (bad,) = team.sum(0.0 if all(math.isfinite(value) for value in values) else 1.0)
+    if bad:
+        raise FocusgroupError(
+            f"Training stopped at step {step}: the loss is no longer a finite number, most likely because the "
+            f"learning rate (--lr {config.learning_rate:g}) or the numeric loss weight (--numeric-loss-weight "
+            f"{config.numeric_loss_weight:g}) is too large; lower it and train again."
+        )
 
 
 def machine_description(loaded) -> dict:
@@ -335,7 +281,12 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     started = time.perf_counter()
     out = Path(config.out).expanduser()
 
-    # Phase 1: the output folder.
+    # Phase 1: the output folder, before any slow work.
+    check_writable(out)
+    recover_run(out, config.hyperparameters())
+    finished = finished_run(out, config.hyperparameters()) if resume else None
+    if finished is not None:
+        return finished  # killed after its adapter was written: nothing left to do
     resumed = check_output_folder(out, config, resume)
 
     # Phase 2: data.
@@ -376,13 +327,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
              "hyperparameters": config.hyperparameters()}
     best_adapter = None
     if resumed is not None:
-        from peft import set_peft_model_state_dict
-
-        saved = torch.load(out / CHECKPOINT / "tensors.pt", weights_only=False)
-        set_peft_model_state_dict(model, saved["adapter"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        best_adapter = saved["best_adapter"]
+        best_adapter = load_checkpoint(out / CHECKPOINT, model, optimizer, scheduler)
         state = resumed
         torch.manual_seed(config.seed + state["step"])
 
@@ -391,6 +336,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     validation = None
     for step in range(state["step"], total_steps):
         loss, parts = batch_loss(scorer, survey, schedule[step], config)
+        stop_unless_finite(team, step + 1, config, float(loss.detach()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -402,6 +348,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
         last_step = step + 1 == total_steps
         if (step + 1) % config.eval_every == 0 or last_step:
             validation = validation_loss(scorer, survey, validation_batches, config, team)
+            stop_unless_finite(team, step + 1, config, validation)
             record["validation_loss"] = validation
             if state["best_validation_loss"] is None or validation < state["best_validation_loss"]:
                 state.update(best_validation_loss=validation, best_step=step + 1, stale=0)
@@ -410,6 +357,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
                 state["stale"] += 1
             if not last_step and team.leads:
                 save_checkpoint(out, model, optimizer, scheduler, state, best_adapter)
+                fault_point("train:checkpointed", str(step + 1))
         if progress is not None and team.leads:
             per_step = (time.perf_counter() - loop_started) / (step + 1 - first_step)
             progress(TrainProgress(step + 1, total_steps, record["loss"], validation,
