@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from engine.errors import FocusgroupError
@@ -69,6 +70,22 @@ def slice_index(survey: Survey, filters: Mapping[str, tuple[str, ...]], within: 
     for name, values in filters.items():
         mask &= demographics[name].isin(values).to_numpy()
     return demographics.index[mask.to_numpy()]
+
+
+def slice_weights(survey: Survey, index: pd.Index, filters: Mapping[str, tuple[str, ...]]) -> np.ndarray:
+    """The survey weights of the respondents in `index` (drawn from the slice `filters`).
+
+    Refused when they sum to 0: respondents who all carry weight 0 contribute nothing to a
+    weighted distribution, and "widen the slice" would be the wrong advice when the slice
+    has people in it."""
+    weights = survey.weight_array(index)
+    if len(index) and weights.sum() <= 0:
+        raise FocusgroupError(
+            f"All {len(index)} respondents of {survey.id!r} drawn from the slice ({describe_slice(filters)}) "
+            "have survey weight 0, so they carry no weighted answers; choose a slice (or more personas) "
+            "that includes respondents with a positive weight."
+        )
+    return weights
 
 
 def describe_slice(filters: Mapping[str, tuple[str, ...]]) -> str:

@@ -7,7 +7,8 @@ import pytest
 
 from engine.errors import FocusgroupError
 from engine.surveys import list_surveys, load_survey
-from engine.surveys.spec import read_rdataset, survey_from_spec
+from engine.surveys.rdata import read_rdataset
+from engine.surveys.spec import survey_from_spec
 from engine.surveys.split import held_out_questions, split_index, split_respondents
 
 SHARED = {
@@ -170,11 +171,11 @@ def test_an_uploaded_survey_is_checked_then_kept_and_a_bad_one_changes_nothing(t
     monkeypatch.setenv("FOCUSGROUP_CACHE", str(tmp_path / "cache"))
     spec = textwrap.dedent(SPEC).replace('file = "mine/export.csv"', 'file = "export.csv"').encode()
     csv = b"ID,Gender,How much do you like it?\n1,Female,A lot\n2,Male,Somewhat\n"
-    assert add_user_survey(spec, csv, "upload.csv").n_respondents == 2
+    assert add_user_survey(spec, csv, "export.csv").n_respondents == 2
     assert load_survey("mine", tmp_path).answers["likes"].tolist() == [2, 1]
 
     with pytest.raises(FocusgroupError, match="no column named"):
-        add_user_survey(spec.replace(b'column = "Gender"', b'column = "Sex"'), csv + b"3,Male,A lot\n", "upload.csv")
+        add_user_survey(spec.replace(b'column = "Gender"', b'column = "Sex"'), csv + b"3,Male,A lot\n", "export.csv")
     assert sorted(path.name for path in user_survey_dir().iterdir()) == ["mine"]
     assert (user_survey_dir() / "mine" / "export.csv").read_bytes() == csv
     assert sorted(path.name for path in (user_survey_dir() / "mine").iterdir()) == ["export.csv", "mine.toml"]

@@ -25,25 +25,31 @@ with browse:
     field = st.selectbox("Break down by", [f.name for f in survey.fields], key=f"data_f_{survey.id}",
                          format_func=lambda name: survey.field(name).label)
     answers = survey.answers[question.id].to_numpy()
+    weights = survey.weight_array()
+    # Only answers that count: an answer with survey weight 0 has no share to show.
+    counted = (answers != -1) & (weights > 0)
     groups = survey.demographics[field]
     rows = []
     for value in survey.field(field).values:
-        mask = (groups == value).to_numpy() & (answers != -1)
+        mask = (groups == value).to_numpy() & counted
         if mask.sum() == 0:
             continue
-        shares = answer_distribution(answers[mask], len(question.options), survey.weight_array()[mask])
+        shares = answer_distribution(answers[mask], len(question.options), weights[mask])
         rows.append({"value": value, "n": int(mask.sum()), **dict(zip(question.labels, shares))})
-    table = pd.DataFrame(rows)
-    st.dataframe(table, hide_index=True, column_config={
-        label: st.column_config.ProgressColumn(label, format="percent", min_value=0, max_value=1)
-        for label in question.labels})
-    everyone = answer_distribution(answers, len(question.options), survey.weight_array())
-    st.caption(f"Everyone: {', '.join(f'{l} {s:.0%}' for l, s in zip(question.labels, everyone))}; "
-               f"{int((answers == -1).sum())} without an answer.")
+    if not counted.any():
+        st.info("Nobody with a positive survey weight answered this question.")
+    else:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
+            label: st.column_config.ProgressColumn(label, format="percent", min_value=0, max_value=1)
+            for label in question.labels})
+        everyone = answer_distribution(answers, len(question.options), weights)
+        st.caption(f"Everyone: {', '.join(f'{l} {s:.0%}' for l, s in zip(question.labels, everyone))}; "
+                   f"{int((answers == -1).sum())} without an answer.")
 
 with upload:
     st.markdown("Upload a CSV export (one row per respondent, one column per question) and its spec (TOML; "
-                "see the README for the format, with `file` set to the CSV's name).")
+                "see the README for the format). The spec reads only the uploaded CSV: leave out `file` in "
+                "`[data]`, or set it to the CSV's name.")
     csv_file = st.file_uploader("CSV export", type=["csv"], key="upload_csv")
     spec_file = st.file_uploader("Spec", type=["toml"], key="upload_spec")
     if csv_file is not None and spec_file is not None and st.button("Check and add", type="primary"):

