@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL_HINT = "install Chromium for PNG/SVG export: `sudo apt-get install chromium` (Debian/Ubuntu)"
 IMAGE_SIZE = dict(width=1100, height=620, scale=2)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
 
 
 class ExportUnavailable(RuntimeError):
@@ -56,8 +57,24 @@ def html_document(figure: go.Figure) -> bytes:
     return figure.to_html(include_plotlyjs=True, full_html=True).encode("utf-8")
 
 
+def neutralise_formula(value):
+    """A text cell that a spreadsheet would run as a formula (`=HYPERLINK(...)` can leak
+    data), prefixed with a single quote so it reads as text: the OWASP advice on CSV
+    injection. Option labels, question text and slice names come from uploaded specs and
+    typed questions. Numbers are left alone: -0.5 is a value, not a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode("utf-8")
+    """The frame as UTF-8 CSV without its index, every text cell and column name safe to
+    open in a spreadsheet (`neutralise_formula`). Rows end in CRLF (RFC 4180), so a cell
+    holding a lone carriage return is quoted and cannot split its row."""
+    safe = frame.rename(columns=neutralise_formula)
+    for column in safe.columns[[not pd.api.types.is_numeric_dtype(dtype) for dtype in safe.dtypes]]:
+        safe[column] = safe[column].astype(object).map(neutralise_formula)
+    return safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
 
 
 @dataclass

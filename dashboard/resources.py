@@ -21,7 +21,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.models import DEFAULT_MODEL_NAME, SHIPPED_ADAPTERS, ModelConfig, cache_root, load_model
+from engine.models import (
+    DEFAULT_MODEL_NAME,
+    SHIPPED_ADAPTERS,
+    ModelConfig,
+    adapter_manifests,
+    cache_root,
+    load_model,
+    manifest_base_name,
+)
 from engine.surveys import list_surveys, load_survey
 
 MODEL_LOCK = threading.Lock()
@@ -64,18 +72,18 @@ def model(base: str, adapter: str | None):
 
 
 def adapter_choices(survey_id: str) -> dict[str, str | None]:
-    """Readable name -> adapter folder (None = bare model): adapters for this survey first."""
+    """Readable name -> adapter folder (None = bare model): adapters for this survey first.
+    An adapter whose manifest is corrupt is not offered (`engine.models.adapter_manifests`)."""
     found: list[tuple[int, str, str]] = []
     if base_model() != "default":
         return {BARE_MODEL: None}
     for root in (SHIPPED_ADAPTERS, trained_adapters_root()):
-        for manifest in sorted(root.glob("*/manifest.json")) if root.is_dir() else []:
-            details = json.loads(manifest.read_text())
-            if details.get("base_model", {}).get("name") != DEFAULT_MODEL_NAME:
+        for folder, details in adapter_manifests(root):
+            if manifest_base_name(details) != DEFAULT_MODEL_NAME:
                 continue
             rank = 0 if details.get("survey") == survey_id else 1
-            label = f"{manifest.parent.name} (trained on {details.get('survey')})"
-            found.append((rank, label, str(manifest.parent)))
+            label = f"{folder.name} (trained on {details.get('survey')})"
+            found.append((rank, label, str(folder)))
     choices = {label: path for _, label, path in sorted(found)}
     choices[BARE_MODEL] = None
     return choices

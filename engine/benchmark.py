@@ -15,11 +15,13 @@ import time
 
 import torch
 
+from engine.errors import FocusgroupError
 from engine.generate import generate_answers
 from engine.models import LoadedModel
 from engine.scoring import option_logits
 from engine.simulate import personas_for
 from engine.surveys.model import Survey
+from engine.validation import check_range
 
 WARM_UP = 64
 
@@ -28,10 +30,14 @@ def benchmark_scoring(
     loaded: LoadedModel, survey: Survey, question_id: str, n_personas: int = 256,
     temperature: float = 1.0, seed: int = 0,
 ) -> dict:
+    check_range(n_personas, "The number of personas (--personas)", low=1)
     question = survey.question(question_id)
-    index = survey.demographics.index[:n_personas + WARM_UP]
+    index = survey.demographics.index[:n_personas + WARM_UP]  # a larger request takes every respondent
     personas = personas_for(survey, index)
     warm, timed = personas[:WARM_UP], personas[WARM_UP:]
+    if not timed:
+        raise FocusgroupError(f"{survey.id!r} has only {len(personas)} respondents and the first {WARM_UP} warm the "
+                              "model up, so none is left to time; time a larger survey.")
 
     option_logits(loaded, question, survey.fields, warm, use_cache=False)
     started = time.perf_counter()

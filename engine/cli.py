@@ -8,19 +8,22 @@
     focusgroup benchmark scoring --format json
 
 Every user mistake ends with one line on stderr naming the problem and the fix, and exit
-status 2; long work shows a progress bar on stderr, so stdout stays clean for --format json.
+status 2 (`main` lists the other statuses); long work shows a progress bar on stderr, so
+stdout stays clean for --format json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
+import traceback
 
-from engine.errors import FocusgroupError
+from engine.atomic import finite_json
+from engine.errors import FocusgroupError, one_line
 from engine.training.config import TrainConfig
+from engine.validation import check_options
 
 FORMATS = ("table", "json")
 
@@ -183,19 +186,8 @@ def progress_bar(description: str):
     return update
 
 
-def clean(value):
-    """JSON-safe: NaN and infinities become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: clean(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(item) for item in value]
-    return value
-
-
 def print_json(data) -> None:
-    print(json.dumps(clean(data), indent=2, ensure_ascii=False))
+    print(json.dumps(finite_json(data), indent=2, ensure_ascii=False))
 
 
 def number(value, digits: int = 3) -> str:
@@ -210,17 +202,25 @@ def run_surveys(args) -> None:
     rows = []
     for entry in list_surveys(args.data_dir):
         row = {"id": entry.id, "title": entry.title, "data_present": entry.data_present,
-               "spec": str(entry.spec_path), "respondents": None, "questions": None, "fields": None}
+               "spec": str(entry.spec_path), "respondents": None, "questions": None, "fields": None,
+               "error": entry.error}
         if entry.data_present:
-            survey = load_survey(entry.id, args.data_dir)
-            row.update(respondents=survey.n_respondents, questions=len(survey.questions),
-                       fields=len(survey.fields), source=survey.source, license=survey.license)
+            try:
+                survey = load_survey(entry.id, args.data_dir)
+            except FocusgroupError as error:  # one bad survey must not hide the others
+                row.update(data_present=False, error=str(error))
+            else:
+                row.update(respondents=survey.n_respondents, questions=len(survey.questions),
+                           fields=len(survey.fields), source=survey.source, license=survey.license)
         rows.append(row)
     if args.format == "json":
         print_json(rows)
         return
     print(f"{'survey':<26}{'respondents':>12}{'questions':>11}  title")
     for row in rows:
+        if row["error"]:
+            print(f"{row['id']:<26}{'(unreadable)':>12}{'':>11}  {row['error']}")
+            continue
         counts = (f"{row['respondents']:>12,}{row['questions']:>11}" if row["data_present"]
                   else f"{'(no data)':>12}{'':>11}")
         print(f"{row['id']:<26}{counts}  {row['title']}")
@@ -258,10 +258,6 @@ def run_simulate(args) -> None:
     survey = load_survey(args.survey, args.data_dir)
     filters = parse_slice(survey, args.slice)
     survey.question(args.question)
-    if args.personas is not None and args.personas < 1:
-        raise FocusgroupError("--personas must be at least 1.")
-    if args.samples < 0:
-        raise FocusgroupError("--samples must be zero or more.")
     args.survey_id = survey.id
     loaded = load_model(model_config(args))
     if args.mode == "generate":
@@ -424,17 +420,50 @@ COMMANDS = {"surveys": run_surveys, "questions": run_questions, "simulate": run_
             "evaluate": run_evaluate, "train": run_train, "benchmark": run_benchmark}
 
 
+def fail(message: str, status: int) -> int:
+    """Print one `focusgroup: error:` line (library messages span lines and may echo huge
+    values, so the message is flattened and capped) and return the exit status."""
+    print(f"focusgroup: error: {one_line(message)}", file=sys.stderr)
+    return status
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of what is still buffered
+    meets no closed pipe (the recipe in Python's `signal` documentation)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # a replaced stdout without a file descriptor
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit status.
+
+    0: done. 2: a user mistake (FocusgroupError), one line on stderr. 130: interrupted.
+    141 (128 + SIGPIPE, what a shell reports for `yes | head`): whoever read stdout stopped
+    reading (`focusgroup questions | head`), so the rest of the output is dropped quietly.
+    1: a bug in focusgroup: any other exception, as one line that asks for a report; the
+    traceback follows only with FOCUSGROUP_DEBUG=1.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights are local; never reach for a hub
     args = build_parser().parse_args(argv)
     try:
+        check_options(vars(args))
         COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, where it can be caught, not at exit
     except FocusgroupError as error:
-        print(f"focusgroup: error: {error}", file=sys.stderr)
-        return 2
+        return fail(str(error), 2)
     except KeyboardInterrupt:
         print("focusgroup: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        silence_stdout()
+        return 141
+    except Exception as error:  # the last resort: a user never sees a traceback
+        if os.environ.get("FOCUSGROUP_DEBUG") == "1":
+            traceback.print_exc()
+        return fail(f"unexpected error: {type(error).__name__}: {one_line(error, 300)}; please report it "
+                    "(FOCUSGROUP_DEBUG=1 shows the traceback)", 1)
     return 0
 
 

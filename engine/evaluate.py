@@ -26,17 +26,20 @@ from engine.metrics import (
     POPULATION_METRICS,
     answer_distribution,
     apply_temperature,
+    check_temperature,
     effective_sample_size,
     individual_metrics,
     noise_floor,
     population_metrics,
 )
 from engine.models import LoadedModel
+from engine.prompts import check_prompt_fits
 from engine.scoring import Progress, option_logits
 from engine.simulate import personas_for, slice_distribution
 from engine.slices import describe_slice, single_field_slices, slice_index
 from engine.surveys.model import MISSING, Survey
 from engine.surveys.split import DEFAULT_SEED, held_out_questions, split_index
+from engine.validation import check_range, check_seed
 
 INDIVIDUAL_METRICS = ("accuracy", "log_loss", "rmse", "mae")
 
@@ -61,10 +64,9 @@ class EvaluationConfig:
     held_out_set: str = "default"
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise FocusgroupError(f"Temperature must be zero or positive, got {self.temperature}.")
-        if self.min_slice < 2:
-            raise FocusgroupError("min_slice must be at least 2.")
+        check_temperature(self.temperature)
+        check_seed(self.split_seed, "The split seed")
+        check_range(self.min_slice, "The smallest slice (--min-slice)", low=2)
 
 
 def mean_of(records: list[dict], keys) -> dict:
@@ -124,7 +126,9 @@ def evaluate_question(loaded, survey: Survey, question_id: str, config: Evaluati
     index, answers, weights = answered_in_split(survey, question.id, config)
 
     # Phase 2: the model's distributions and the baselines' predictions.
-    logits = option_logits(loaded, question, survey.fields, personas_for(survey, index), progress=progress)
+    personas = personas_for(survey, index)
+    check_prompt_fits(loaded.tokenizer, loaded.context_length, question, survey.fields, personas)
+    logits = option_logits(loaded, question, survey.fields, personas, progress=progress)
     probabilities = apply_temperature(logits, config.temperature)
     train = split_index(survey, "train", config.split_seed)
     baselines = fit_baselines(survey, question.id, train, index, seed=config.split_seed)

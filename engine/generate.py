@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.metrics import check_temperature
 from engine.models import LoadedModel
 from engine.prompts import parse_answer, render_prompt
 from engine.scoring import Progress
@@ -49,6 +50,7 @@ def generate_answers(
     """Sample one reply per persona and parse it."""
     import torch
 
+    check_temperature(temperature)  # below its minimum, logits / T overflow into NaN probabilities
     tokenizer, model = loaded.tokenizer, loaded.model
     device = next(model.parameters()).device
     texts = [render_prompt(tokenizer, question, fields, persona, stimulus).text for persona in personas]

@@ -24,6 +24,7 @@ from engine.errors import FocusgroupError
 
 SMOOTHING = 1e-3
 PROBABILITY_FLOOR = 1e-6
+MIN_TEMPERATURE = 1e-3  # below it (and above 0) softmax is the argmax; see check_temperature
 POPULATION_METRICS = ("kl", "js", "wasserstein", "tv")
 MISSING = -1
 
@@ -249,17 +250,27 @@ def individual_metrics(
 
 
 def check_temperature(temperature: float) -> None:
-    """Raise FocusgroupError unless the temperature is a finite number >= 0."""
+    """Raise FocusgroupError unless the temperature is 0 or a finite number >= MIN_TEMPERATURE.
+
+    Between 0 and MIN_TEMPERATURE a softmax is already the argmax to many decimals, while
+    logits / T overflows in sampling (transformers' generate then fails on NaN
+    probabilities); 0 says what such a temperature means.
+    """
     if not np.isfinite(temperature) or temperature < 0:
         raise FocusgroupError(f"Temperature must be zero or positive, got {temperature}.")
+    if 0 < temperature < MIN_TEMPERATURE:
+        raise FocusgroupError(
+            f"Temperature {temperature:g} is below {MIN_TEMPERATURE:g}; pass 0 for each persona's most likely answer."
+        )
 
 
 def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(logits / T) along the last axis.
 
-    The maximum is subtracted before exponentiating so large logits do not overflow.
-    T = 0 gives the one-hot argmax (ties go to the first index); T -> infinity tends to
-    the uniform distribution; a negative T raises FocusgroupError.
+    The maximum is subtracted before dividing by T, so neither large logits nor a small T
+    overflow (every exponent is <= 0). T = 0 gives the one-hot argmax (ties go to the first
+    index); T -> infinity tends to the uniform distribution; a negative T, or one between
+    0 and MIN_TEMPERATURE, raises FocusgroupError.
     """
     logits = np.asarray(logits, dtype=float)
     check_temperature(temperature)
@@ -268,7 +279,7 @@ def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
         one_hot = np.zeros_like(logits)
         np.put_along_axis(one_hot, winners[..., None], 1.0, axis=-1)
         return one_hot
-    scaled = logits / temperature
-    scaled = scaled - scaled.max(axis=-1, keepdims=True)
+    with np.errstate(over="ignore"):  # a gap that overflows is -inf, whose exponential is exactly 0
+        scaled = (logits - logits.max(axis=-1, keepdims=True)) / temperature
     exponentials = np.exp(scaled)
     return exponentials / exponentials.sum(axis=-1, keepdims=True)

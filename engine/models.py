@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from engine.errors import FocusgroupError
+from engine.errors import FocusgroupError, one_line
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_ADAPTERS = PROJECT_ROOT / "assets" / "adapters"
@@ -45,6 +46,37 @@ def cache_root() -> Path:
     """Where converted models and cached logits live (FOCUSGROUP_CACHE overrides)."""
     root = os.environ.get("FOCUSGROUP_CACHE") or Path.home() / ".cache" / "focusgroup"
     return Path(root)
+
+
+def usable_cache_root() -> Path:
+    """The cache root, created when missing; FocusgroupError when it cannot hold files.
+
+    Checked before any model work: otherwise a cache that is a file, or a folder this user
+    cannot write, is found only after the 30 s conversion of the default model.
+    """
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        reason = "it is not a folder" if root.exists() and not root.is_dir() else error.strerror or str(error)
+        raise FocusgroupError(
+            f"The cache folder {root} cannot hold files ({reason}); point FOCUSGROUP_CACHE at a folder you can "
+            "write (default: ~/.cache/focusgroup)."
+        ) from None
+    return root
+
+
+def read_json_object(path: Path, what: str, fix: str) -> dict:
+    """A JSON file that must hold an object, or FocusgroupError naming `what` and the fix."""
+    try:
+        details = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise FocusgroupError(f"{what} {path} cannot be read ({one_line(error, 160)}); {fix}") from None
+    if not isinstance(details, dict):
+        raise FocusgroupError(f"{what} {path} holds {type(details).__name__}, not a JSON object; {fix}")
+    return details
 
 
 @dataclass(frozen=True)
@@ -80,6 +112,11 @@ class ModelConfig:
                 f"{self.adapter} is not a peft adapter folder (no adapter_config.json); train one with "
                 "`focusgroup train` or pass a folder that holds one."
             )
+        if self.load_in_4bit and self.base == "tiny":
+            raise FocusgroupError(
+                "--load-in-4bit needs real weights to quantise, and the tiny test model is built in full "
+                "precision: drop --load-in-4bit, or pass --model default or a local model folder."
+            )
 
     @property
     def name(self) -> str:
@@ -100,6 +137,11 @@ class LoadedModel:
 
     def __repr__(self) -> str:
         return f"LoadedModel({self.config.name}, device={self.device}, dtype={self.dtype})"
+
+    @property
+    def context_length(self) -> int | None:
+        """The most tokens the model reads at once (None when its config does not say)."""
+        return getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -148,12 +190,13 @@ def default_model_folder(progress: bool = True) -> Path:
     target = cache_root() / "models" / DEFAULT_MODEL_NAME
     if (target / "config.json").is_file():
         return target
+    usable_cache_root()
     gguf = default_gguf_file()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if progress:
-        print(f"Converting {gguf.name} to a cached model folder (once, about 30 s)...", flush=True)
+    if progress:  # on stderr: stdout may be a --format json document
+        print(f"Converting {gguf.name} to a cached model folder (once, about 30 s)...", file=sys.stderr, flush=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The GGUF weights are de-quantised on load; the resulting model is a plain one.
@@ -175,23 +218,59 @@ def default_model_folder(progress: bool = True) -> Path:
     return target
 
 
+def read_manifest(adapter: Path) -> dict | None:
+    """An adapter's training manifest (None when the folder has none), checked enough that
+    the fields read from it can be used: a JSON object whose base_model is an object, survey
+    a string and held_out_questions a list of strings, where present. A corrupt manifest
+    raises FocusgroupError naming the folder and the fix."""
+    path = Path(adapter) / "manifest.json"
+    if not path.exists():
+        return None
+    fix = "delete manifest.json to use the adapter without one, or train the adapter again."
+    details = read_json_object(path, "The adapter manifest", fix)
+    held_out = details.get("held_out_questions") or []
+    fields = {"base_model": isinstance(details.get("base_model", {}), dict),
+              "survey": isinstance(details.get("survey", ""), str),
+              "held_out_questions": isinstance(held_out, list) and all(isinstance(q, str) for q in held_out)}
+    for name, ok in fields.items():
+        if not ok:
+            raise FocusgroupError(f"The adapter manifest {path} has a {name} of the wrong type; {fix}")
+    return details
+
+
+def adapter_manifests(root: Path) -> list[tuple[Path, dict]]:
+    """(folder, manifest) of every adapter under `root` with a readable manifest. A corrupt
+    one is left out here, so it cannot hide the others, and refused when it is loaded."""
+    found = []
+    for path in sorted(root.glob("*/manifest.json")) if root.is_dir() else []:
+        try:
+            found.append((path.parent, read_manifest(path.parent) or {}))
+        except FocusgroupError:
+            continue
+    return found
+
+
+def manifest_base_name(manifest: dict) -> str | None:
+    """The name of the base model an adapter was trained on, from its manifest."""
+    return (manifest.get("base_model") or {}).get("name")
+
+
 def shipped_adapter(survey_id: str) -> Path | None:
     """The adapter shipped in `assets/adapters` for this survey and the default model, if any."""
-    for manifest in sorted(SHIPPED_ADAPTERS.glob("*/manifest.json")):
-        details = json.loads(manifest.read_text())
-        if details.get("survey") == survey_id and details.get("base_model", {}).get("name") == DEFAULT_MODEL_NAME:
-            return manifest.parent
+    for folder, details in adapter_manifests(SHIPPED_ADAPTERS):
+        if details.get("survey") == survey_id and manifest_base_name(details) == DEFAULT_MODEL_NAME:
+            return folder
     return None
 
 
 def adapter_manifest(adapter: str | Path | None) -> dict:
-    """The training manifest of an adapter folder ({} for the bare model, or a folder without one)."""
+    """The training manifest of an adapter folder ({} for the bare model, a folder without
+    one, or a corrupt one: loading such an adapter is refused, see `read_manifest`)."""
     if adapter is None:
         return {}
-    path = Path(adapter) / "manifest.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return read_manifest(Path(adapter)) or {}
+    except FocusgroupError:
         return {}
 
 
@@ -274,6 +353,7 @@ def quiet_transformers() -> None:
 def load_model(config: ModelConfig | None = None) -> LoadedModel:
     """Load tokenizer, base model and optional adapter, in evaluation mode."""
     config = config or ModelConfig()
+    usable_cache_root()
     quiet_transformers()
     return _load_model(config)
 
@@ -281,15 +361,17 @@ def load_model(config: ModelConfig | None = None) -> LoadedModel:
 @lru_cache(maxsize=2)
 def _load_model(config: ModelConfig) -> LoadedModel:
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device, dtype_name = choose_device_and_dtype(config)
     dtype = getattr(torch, dtype_name)
     folder = default_model_folder() if config.base in ("default", "tiny") else Path(config.base).expanduser()
+    check_model_folder(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as error:
-        raise FocusgroupError(f"Cannot load a tokenizer from {folder}: {error}") from None
+        raise FocusgroupError(f"Cannot load a tokenizer from {folder}: {one_line(error, 300)}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
 
@@ -303,15 +385,14 @@ def _load_model(config: ModelConfig) -> LoadedModel:
                 folder, dtype=dtype, quantization_config=quantization,
                 device_map={"": device} if quantization is not None else None,
             )
-        except (OSError, ValueError) as error:
-            raise FocusgroupError(f"Cannot load the model in {folder}: {error}") from None
+        except (OSError, ValueError, SafetensorError) as error:
+            raise FocusgroupError(
+                f"Cannot load the model in {folder} ({one_line(error, 300)}); copy or convert the model folder again."
+            ) from None
         fingerprint = folder_fingerprint(folder) + ("-nf4" if quantization is not None else "")
     if config.adapter is not None:
-        from peft import PeftModel
-
         adapter = Path(config.adapter).expanduser()
-        check_adapter_base(adapter, folder, config)
-        model = PeftModel.from_pretrained(model, adapter)
+        model = apply_adapter(model, adapter, folder, config)
         if not config.load_in_4bit:
             # Folding the low-rank update into the weights makes inference as fast as the bare model.
             model = model.merge_and_unload()
@@ -322,15 +403,68 @@ def _load_model(config: ModelConfig) -> LoadedModel:
     return LoadedModel(model, tokenizer, config, device, dtype_name, f"{fingerprint}-{dtype_name}")
 
 
+def check_model_folder(folder: Path) -> None:
+    """A model folder holds a config.json object and weight files. Checked before loading,
+    so a wrong or damaged folder is named plainly rather than by a tokenizer's error."""
+    fix = "pass `default` or a complete Hugging Face model folder (config.json, tokenizer and weights)."
+    read_json_object(folder / "config.json", "The model config", fix)
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        raise FocusgroupError(f"The model folder {folder} holds no weights (*.safetensors or *.bin); {fix}")
+
+
 def check_adapter_base(adapter: Path, base_folder: Path, config: ModelConfig) -> None:
-    """Refuse an adapter trained for another base model (its manifest names the base)."""
-    manifest = adapter / "manifest.json"
-    if not manifest.is_file():
-        return
-    trained_on = json.loads(manifest.read_text()).get("base_model", {}).get("name")
+    """Refuse an adapter trained for another base model (its manifest names the base), or
+    one whose manifest is corrupt."""
+    trained_on = manifest_base_name(read_manifest(adapter) or {})
     expected = {"default": DEFAULT_MODEL_NAME, "tiny": "tiny"}.get(config.base, base_folder.name)
     if trained_on and trained_on != expected:
         raise FocusgroupError(
             f"The adapter {adapter} was trained on {trained_on}, not on {expected}; "
             f"pass --model {trained_on if trained_on != DEFAULT_MODEL_NAME else 'default'} or another adapter."
         )
+
+
+def check_adapter_weights(adapter: Path) -> None:
+    """Refuse adapter weights that cannot be read, or that hold NaN or infinities (a run
+    that diverged): every answer would come out NaN, silently."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    path = adapter / "adapter_model.safetensors"
+    if not path.is_file():
+        return  # older peft formats (adapter_model.bin) are left to peft to read
+    fix = f"train it again with `focusgroup train --out {adapter}`, or pass --base for the bare model."
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            broken = [name for name in weights.keys() if not torch.isfinite(weights.get_tensor(name)).all()]
+    except (OSError, SafetensorError) as error:
+        raise FocusgroupError(f"The adapter weights {path} cannot be read ({one_line(error, 160)}); {fix}") from None
+    if broken:
+        raise FocusgroupError(
+            f"The adapter {adapter} holds NaN or infinite weights ({len(broken)} tensors, e.g. {broken[0]}): "
+            f"training diverged; {fix}"
+        )
+
+
+def apply_adapter(model, adapter: Path, base_folder: Path, config: ModelConfig):
+    """The model with the peft adapter in `adapter` applied, after checking that the adapter
+    is for this base and readable. Whatever peft still finds wrong (modules the model lacks,
+    weights of other shapes: an adapter for another base without a manifest) becomes one
+    FocusgroupError naming the folder."""
+    from peft import PeftModel
+    from safetensors import SafetensorError
+
+    check_adapter_base(adapter, base_folder, config)
+    adapter_config = read_json_object(adapter / "adapter_config.json", "The adapter config",
+                                      "train the adapter again with `focusgroup train`.")
+    if "peft_type" not in adapter_config:
+        raise FocusgroupError(f"{adapter / 'adapter_config.json'} names no peft_type: it is not a peft adapter "
+                              "config; train the adapter again with `focusgroup train`.")
+    check_adapter_weights(adapter)
+    try:
+        return PeftModel.from_pretrained(model, adapter)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RuntimeError, SafetensorError) as error:
+        raise FocusgroupError(
+            f"The adapter {adapter} does not fit the model {config.name.split(' + ')[0]}: pass the --model it was "
+            f"trained on, or train an adapter for this one ({one_line(error, 200)})."
+        ) from None

@@ -114,6 +114,25 @@ def render_prompt(
     return Prompt(prefix=prefix, persona_part=persona + rest)
 
 
+def check_prompt_fits(
+    tokenizer, context_length: int | None, question: Question, fields: tuple[DemographicField, ...],
+    personas: list[str], stimulus: str | None = None, reply_tokens: int = 0,
+) -> None:
+    """Refuse a prompt (with the longest persona, plus `reply_tokens` to generate) that is
+    longer than the model's context: past it a model reads positions it never learned and
+    answers without a word of warning. A context_length of None (unknown) is not checked."""
+    if context_length is None or not personas:
+        return
+    longest = max(personas, key=len)
+    text = render_prompt(tokenizer, question, fields, longest, stimulus).text
+    needed = len(tokenizer(text, add_special_tokens=False).input_ids) + reply_tokens
+    if needed > context_length:
+        raise FocusgroupError(
+            f"The prompt for question {question.id!r} needs {needed:,} tokens, but the model reads at most "
+            f"{context_length:,}; shorten the stimulus or the question."
+        )
+
+
 def answer_token_ids(tokenizer, question: Question) -> list[list[int]]:
     """For each option, the token ids that start an answer with its letter ("A" and " A").
 

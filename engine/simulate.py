@@ -36,12 +36,13 @@ from engine.metrics import (
     noise_floor,
     population_metrics,
 )
-from engine.generate import generate_answers
+from engine.generate import MAX_NEW_TOKENS, generate_answers
 from engine.models import LoadedModel
-from engine.prompts import render_persona
+from engine.prompts import check_prompt_fits, render_persona
 from engine.scoring import Progress, option_logits
-from engine.slices import Slice, describe_slice, slice_index
+from engine.slices import Slice, describe_slice, slice_index, slice_weights
 from engine.surveys.model import MISSING, Question, Survey
+from engine.validation import MAX_SAMPLES, check_range, check_seed
 
 BASELINE_FOLDS = 5
 
@@ -138,7 +139,9 @@ class Simulation:
         return Snapshot(temperature, simulated, metrics, individual, self.baseline_scores)
 
     def sample(self, n: int, temperature: float, rng: np.random.Generator) -> pd.DataFrame:
-        """n simulated respondents: a persona drawn by weight, then an answer from its distribution."""
+        """n simulated respondents: a persona drawn by weight, then an answer from its distribution.
+        At most MAX_SAMPLES, since every one becomes a row in memory and in the output."""
+        check_range(n, "The number of samples (--samples)", 0, MAX_SAMPLES)
         probabilities = self.probabilities(temperature)
         chosen = rng.choice(len(self.index), size=n, p=self.weights / self.weights.sum())
         cumulative = probabilities[chosen].cumsum(axis=1)
@@ -192,7 +195,10 @@ def score_baselines(simulation: Simulation) -> dict[str, dict]:
 
 
 def choose_personas(survey: Survey, filters: Slice, n_personas: int | None, rng: np.random.Generator) -> pd.Index:
-    """The slice's respondents, or `n_personas` of them drawn without replacement."""
+    """The slice's respondents, or `n_personas` of them drawn without replacement (all of
+    them when the slice has no more)."""
+    if n_personas is not None:
+        check_range(n_personas, "The number of personas (--personas)", low=1)
     index = slice_index(survey, filters)
     if len(index) == 0:
         raise FocusgroupError(
@@ -201,6 +207,27 @@ def choose_personas(survey: Survey, filters: Slice, n_personas: int | None, rng:
     if n_personas is not None and n_personas < len(index):
         index = index[np.sort(rng.choice(len(index), size=n_personas, replace=False))]
     return index
+
+
+def check_request(question: Question, temperature: float, seed: int) -> None:
+    """What both readings refuse before any work: a blank question, a bad temperature or seed."""
+    if not question.text.strip():
+        raise FocusgroupError(f"Question {question.id!r} has no text; write the question to ask.")
+    check_temperature(temperature)
+    check_seed(seed)
+
+
+def slice_personas(
+    loaded: LoadedModel, survey: Survey, question: Question, filters: Slice, n_personas: int | None,
+    stimulus: str | None, rng: np.random.Generator, reply_tokens: int = 0,
+) -> tuple[pd.Index, np.ndarray, list[str]]:
+    """Who is in the slice: their index, weights and persona texts, checked to fit the
+    model's context with the stimulus and `reply_tokens` to generate."""
+    index = choose_personas(survey, filters, n_personas, rng)
+    personas = personas_for(survey, index)
+    check_prompt_fits(loaded.tokenizer, loaded.context_length, question, survey.fields, personas, stimulus,
+                      reply_tokens)
+    return index, slice_weights(survey, index, filters), personas
 
 
 def simulate(
@@ -218,18 +245,17 @@ def simulate(
     """Simulate one question for one slice. A `Question` not in the survey (a new product
     question) is simulated alone: there is no real distribution to compare with."""
     filters = filters or {}
-    check_temperature(temperature)
     if isinstance(question, str):
         question = survey.question(question)
+    check_request(question, temperature, seed)
     is_survey_question = any(q.id == question.id and q == question for q in survey.questions)
 
     # Phase 1: who is in the slice.
     rng = np.random.default_rng(seed)
-    index = choose_personas(survey, filters, n_personas, rng)
-    weights = survey.weight_array(index)
+    index, weights, personas = slice_personas(loaded, survey, question, filters, n_personas, stimulus, rng)
 
     # Phase 2: the model, once per persona (cached).
-    logits = option_logits(loaded, question, survey.fields, personas_for(survey, index), stimulus, progress=progress)
+    logits = option_logits(loaded, question, survey.fields, personas, stimulus, progress=progress)
     simulation = Simulation(
         survey=survey, question=question, filters=filters, index=index, logits=logits, weights=weights,
         answers=survey.answers.loc[index, question.id].to_numpy() if is_survey_question else None,
@@ -267,13 +293,13 @@ def simulate_by_generation(
     option; `parse_success_rate` says how many did. Each temperature needs a new run.
     """
     filters = filters or {}
-    check_temperature(temperature)
     question = survey.question(question_id)
+    check_request(question, temperature, seed)
     rng = np.random.default_rng(seed)
-    index = choose_personas(survey, filters, n_personas, rng)
-    weights = survey.weight_array(index)
-    generated = generate_answers(loaded, question, survey.fields, personas_for(survey, index), temperature,
-                                 stimulus, seed=seed, progress=progress)
+    index, weights, personas = slice_personas(loaded, survey, question, filters, n_personas, stimulus, rng,
+                                              MAX_NEW_TOKENS)
+    generated = generate_answers(loaded, question, survey.fields, personas, temperature, stimulus, seed=seed,
+                                 progress=progress)
     parsed = generated.answers != MISSING
     answers = survey.answers.loc[index, question.id].to_numpy()
     values = question.values if question.is_scale else None

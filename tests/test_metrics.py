@@ -7,6 +7,7 @@ import pytest
 
 from engine.errors import FocusgroupError
 from engine.metrics import (
+    MIN_TEMPERATURE,
     POPULATION_METRICS,
     SMOOTHING,
     answer_distribution,
@@ -225,3 +226,13 @@ def test_temperature_is_stable_for_large_logits():
 def test_negative_temperature_raises():
     with pytest.raises(FocusgroupError):
         apply_temperature(LOGITS, -0.5)
+
+
+def test_temperatures_between_zero_and_the_minimum_are_refused_with_the_fix():
+    with pytest.raises(FocusgroupError, match="pass 0"):
+        apply_temperature(LOGITS, 1e-320)
+
+
+def test_the_smallest_temperature_never_gives_nan_even_for_huge_logit_gaps():
+    probabilities = apply_temperature(np.array([[1e306, 0.0], [-1e306, 1e306]]), MIN_TEMPERATURE)
+    np.testing.assert_array_equal(probabilities, [[1.0, 0.0], [0.0, 1.0]])

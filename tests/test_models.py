@@ -8,9 +8,11 @@ from engine.errors import FocusgroupError
 from engine.models import (
     DEFAULT_MODEL_NAME,
     ModelConfig,
+    adapter_manifest,
     check_adapter_base,
     choose_device_and_dtype,
     default_model_folder,
+    read_manifest,
     quantization_config,
     shipped_adapter,
     unseen_questions,
@@ -21,6 +23,31 @@ def test_default_model_is_converted_once_into_a_safetensors_folder():
     folder = default_model_folder()
     assert (folder / "config.json").is_file() and list(folder.glob("*.safetensors"))
     assert default_model_folder() == folder
+
+
+def test_the_conversion_notice_goes_to_stderr_so_json_output_stays_clean(tmp_path, monkeypatch, capsys):
+    import transformers
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setenv("FOCUSGROUP_CACHE", str(tmp_path))  # nothing converted yet
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", stop)  # end right after the notice
+    with pytest.raises(Stop):
+        default_model_folder()
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Converting" in captured.err
+
+
+def test_a_cache_that_is_a_file_is_refused_before_converting(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cache").write_text("")
+    monkeypatch.setenv("FOCUSGROUP_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FocusgroupError, match="FOCUSGROUP_CACHE"):
+        default_model_folder()
+    assert "Converting" not in capsys.readouterr().err
 
 
 def test_cpu_dtype_follows_the_processors_bf16_support(monkeypatch):
@@ -38,6 +65,7 @@ def test_cpu_dtype_follows_the_processors_bf16_support(monkeypatch):
     ({"dtype": "int3"}, "Unknown dtype"),
     ({"base": "/no/such/folder"}, "does not exist"),
     ({"adapter": "/no/such/adapter"}, "not a peft adapter"),
+    ({"base": "tiny", "load_in_4bit": True}, "needs real weights"),
 ])
 def test_bad_model_options_are_explained(kwargs, message):
     with pytest.raises(FocusgroupError, match=message):
@@ -77,3 +105,26 @@ def test_unseen_questions_follow_the_adapters_manifest(tmp_path, gss):
 def test_tiny_model_has_the_default_vocabulary(tiny):
     assert tiny.model.config.num_hidden_layers == 2
     assert tiny.model.config.vocab_size == len(tiny.tokenizer)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("{not json", "cannot be read"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"base_model": "SmolLM2"}', "base_model of the wrong type"),
+    ('{"survey": "gss2018", "held_out_questions": 5}', "held_out_questions of the wrong type"),
+])
+def test_a_corrupt_manifest_is_refused_at_load_and_skipped_when_listing(tmp_path, monkeypatch, text, message):
+    import engine.models as models
+
+    bad, good = tmp_path / "a_bad", tmp_path / "b_good"  # the bad one is read first
+    for folder in (good, bad):
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text("{}")
+    (good / "manifest.json").write_text(json.dumps({"survey": "gss2018", "base_model": {"name": DEFAULT_MODEL_NAME}}))
+    (bad / "manifest.json").write_text(text)
+    with pytest.raises(FocusgroupError, match=message):
+        check_adapter_base(bad, default_model_folder(), ModelConfig())
+    monkeypatch.setattr(models, "SHIPPED_ADAPTERS", tmp_path)
+    assert shipped_adapter("gss2018") == good  # one bad manifest hides no other adapter
+    assert read_manifest(good)["survey"] == "gss2018" and read_manifest(tmp_path) is None
+    assert adapter_manifest(bad) == {}  # read after a load, which refused it: nothing is assumed

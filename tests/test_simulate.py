@@ -7,6 +7,7 @@ import engine.scoring as scoring
 from engine.errors import FocusgroupError
 from engine.metrics import answer_distribution, apply_temperature
 from engine.simulate import simulate
+from engine.validation import MAX_SAMPLES
 from engine.slices import parse_slice
 from engine.surveys.model import Option, Question
 
@@ -90,3 +91,26 @@ def test_weights_enter_the_simulated_distribution(tiny, data_dir):
     weighted = np.average(probabilities, axis=0, weights=simulation.weights)
     np.testing.assert_allclose(simulation.at(1.0).simulated, weighted)
     assert not np.allclose(simulation.weights, 1.0)
+
+
+def test_a_blank_new_question_is_refused(tiny, gss):
+    blank = Question("new_question", "  \n ", "ordinal", (Option(("1",), "Yes", 1.0), Option(("2",), "No", 2.0)))
+    with pytest.raises(FocusgroupError, match="has no text"):
+        simulate(tiny, gss, blank, n_personas=3, with_baselines=False)
+
+
+@pytest.mark.parametrize("n_personas", [0, -70])
+def test_fewer_than_one_persona_is_refused(tiny, gss, n_personas):
+    with pytest.raises(FocusgroupError, match="at least 1"):
+        simulate(tiny, gss, "natspac", n_personas=n_personas, with_baselines=False)
+
+
+def test_samples_are_capped_before_anything_is_allocated(democrats):
+    assert len(democrats.sample(MAX_SAMPLES, 1.0, np.random.default_rng(0))) == MAX_SAMPLES
+    with pytest.raises(FocusgroupError, match="100,000"):
+        democrats.sample(10**9, 1.0, np.random.default_rng(0))
+
+
+def test_a_prompt_longer_than_the_models_context_is_refused(tiny, gss):
+    with pytest.raises(FocusgroupError, match="reads at most 2,048"):
+        simulate(tiny, gss, "natspac", n_personas=3, stimulus="word " * 3000, with_baselines=False)

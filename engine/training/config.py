@@ -6,8 +6,12 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from engine.errors import FocusgroupError
+from engine.validation import check_finite, check_seed
 
 METHODS = ("lora", "qlora")
+# The float settings and their options: each must be finite (argparse reads "nan" and "inf").
+FLOAT_OPTIONS = {"epochs": "--epochs", "learning_rate": "--lr", "dropout": "--dropout",
+                 "numeric_loss_weight": "--numeric-loss-weight", "numeric_loss_width": "--numeric-loss-width"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,13 @@ class TrainConfig:
             raise FocusgroupError("Training needs an output folder: pass --out DIR.")
         if self.method not in METHODS:
             raise FocusgroupError(f"Unknown method {self.method!r}; use lora or qlora.")
+        if self.method == "qlora" and self.base_model == "tiny":
+            raise FocusgroupError("--method qlora needs real weights to quantise, and the tiny test model is built "
+                                  "in full precision: use --method lora, or --base-model default or a model folder.")
+        for name, option in FLOAT_OPTIONS.items():
+            check_finite(getattr(self, name), option)
+        check_seed(self.seed, "--seed")
+        check_seed(self.split_seed, "--split-seed")
         checks = [
             (self.epochs > 0, "--epochs must be positive"),
             (self.max_steps is None or self.max_steps > 0, "--max-steps must be positive"),
