@@ -1,10 +1,18 @@
-"""Classical baselines: what demographics alone predict, without any language model.
+"""Baselines: what a researcher can predict without any language model.
 
 A simulated focus group is only interesting if it beats these. For one question, each
-baseline is fitted on the train respondents who answered it and predicts an [n, k]
-matrix of option probabilities for the requested (usually test) respondents:
+baseline is fitted on the train respondents and predicts an [n, k] matrix of option
+probabilities for the requested (usually test) respondents. Two kinds, kept apart because
+they answer different questions:
+
+Without the question's answers (what a researcher has for a brand-new question):
 
 * uniform: 1/k for every option;
+* scale_prior: how the survey's *other* questions on the same scale were answered
+  (`ScalePrior`), the fair yardstick for a question the model never saw.
+
+With the question's answers (fitted on the train respondents who answered it):
+
 * marginal: the survey-weighted train answer distribution, the same for everyone;
 * logistic: multinomial logistic regression on one-hot demographics;
 * gradient_boosting: histogram gradient-boosted trees on the same features;
@@ -18,6 +26,7 @@ Score the results with `engine.metrics.individual_metrics`. Run the checks with
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,9 +38,13 @@ from threadpoolctl import threadpool_limits
 
 from engine.errors import FocusgroupError
 from engine.metrics import PROBABILITY_FLOOR, answer_distribution
+from engine.slices import slice_index
 from engine.surveys.model import MISSING, Survey
 
-BASELINES = ("uniform", "marginal", "logistic", "gradient_boosting", "svr")
+# Strongest first within each kind; reports list the no-data kind before the data-fitted one.
+NO_DATA_BASELINES = ("scale_prior", "uniform")
+DATA_BASELINES = ("marginal", "logistic", "gradient_boosting", "svr")
+BASELINES = ("uniform", "scale_prior", "marginal", "logistic", "gradient_boosting", "svr")
 CLASSICAL = ("logistic", "gradient_boosting", "svr")
 # Below this many train answers a fitted model is noise; only the trivial baselines run.
 MIN_TRAIN_ANSWERS = 20
@@ -39,11 +52,125 @@ MIN_TRAIN_ANSWERS = 20
 
 @dataclass
 class BaselinePrediction:
-    """One baseline's predictions for the requested respondents, rows in index order."""
+    """One baseline's predictions for the requested respondents, rows in index order.
+
+    A group's predicted distribution is the weighted mean of its members' rows, except for
+    a baseline with `group_distribution` (scale_prior), which defines its own slice
+    version: `group_distribution(filters)` gives the distribution for the slice `filters`
+    (None or {} = everyone)."""
 
     name: str
     probabilities: np.ndarray  # [n_test, k], rows sum to 1
     point_predictions: np.ndarray | None = None  # [n_test] scale values (svr only)
+    group_distribution: Callable[[Mapping | None], np.ndarray] | None = None
+
+
+def same_scale_questions(survey: Survey, question_id: str) -> tuple[str, ...]:
+    """The other questions of `survey` whose answers stand in for a new question's.
+
+    The rule: the questions with the same option labels in the same order (compared
+    ignoring case and surrounding spaces), i.e. the same scale; only when there is none,
+    the questions with the same number of options and the same type (ordinal / nominal /
+    numeric), whose k-th option is taken to mean the same as the question's k-th. Every
+    other question of the survey is a candidate, held-out ones included: a researcher
+    adding a question has the answers to all the others, never to this one.
+    """
+    question = survey.question(question_id)
+    others = [other for other in survey.questions if other.id != question.id]
+
+    def folded(labels):
+        return [label.strip().casefold() for label in labels]
+
+    same_labels = tuple(other.id for other in others if folded(other.labels) == folded(question.labels))
+    if same_labels:
+        return same_labels
+    return tuple(other.id for other in others
+                 if len(other.options) == len(question.options) and other.type == question.type)
+
+
+@dataclass(frozen=True)
+class ScalePrior:
+    """The scale_prior baseline of one question: the survey's answers to its same-scale
+    questions (`same_scale_questions`) on the train split, averaged over any group.
+
+    With w the survey weights and Q running over the same-scale questions that have a
+    train answer of positive weight:
+
+    - dist_Q(G)[j] = sum_{i in G} w_i [a_iQ = j] / sum_{i in G} w_i [a_iQ answered], the
+      weighted answer shares of Q among the train respondents in group G; where nobody in
+      G answered Q (or their weights sum to 0), dist_Q(train) stands in;
+    - population: mean over Q of dist_Q(train), each question counted once;
+    - slice S: mean over Q of dist_Q(train respondents in S);
+    - respondent r (for individual scores): mean over the demographic fields f on which r's
+      value v is known of the slice version for {f: v}; the population version when no
+      value is known. Joint cells (age x sex x ...) are mostly empty at survey sizes,
+      single-field slices are what `engine.evaluate` scores, and averaging them uses
+      every field without fitting anything.
+
+    When no question shares the scale, every version is uniform (1/k).
+    """
+
+    survey: Survey
+    k: int
+    sources: tuple[str, ...]
+    train_index: pd.Index
+    weighted_answers: np.ndarray  # [n_train, n_sources, k]: w_i where a_iQ = j, else 0
+
+    def _distribution(self, members: np.ndarray) -> np.ndarray:
+        """Mean over sources of each one's distribution among the train rows in `members`."""
+        if not self.sources:
+            return np.full(self.k, 1.0 / self.k)
+        whole = self.weighted_answers.sum(axis=0)
+        whole = whole / whole.sum(axis=1, keepdims=True)
+        counts = self.weighted_answers[members].sum(axis=0)
+        totals = counts.sum(axis=1, keepdims=True)
+        per_question = np.where(totals > 0, counts / np.where(totals > 0, totals, 1.0), whole)
+        return per_question.mean(axis=0)
+
+    def population(self) -> np.ndarray:
+        return self._distribution(np.ones(len(self.train_index), dtype=bool))
+
+    def for_slice(self, filters: Mapping | None = None) -> np.ndarray:
+        """The slice version for `filters` (field -> accepted values); None is everyone."""
+        if not filters:
+            return self.population()
+        members = self.train_index.isin(slice_index(self.survey, filters, within=self.train_index))
+        return self._distribution(members)
+
+    def for_respondents(self, index: pd.Index) -> np.ndarray:
+        """The [n, k] individual predictions for the respondents in `index`."""
+        demographics = self.survey.demographics.loc[index]
+        train_demographics = self.survey.demographics.loc[self.train_index]
+        total = np.zeros((len(index), self.k))
+        known = np.zeros(len(index))
+        for demographic in self.survey.fields:
+            column, train_column = demographics[demographic.name], train_demographics[demographic.name]
+            for value in demographic.values:
+                rows = (column == value).to_numpy(dtype=bool)
+                if rows.any():  # the slice version for {field: value}, without a pandas query per value
+                    total[rows] += self._distribution((train_column == value).to_numpy(dtype=bool))
+                    known[rows] += 1
+        unknown = known == 0
+        total[unknown] = self.population()
+        known[unknown] = 1
+        return total / known[:, None]
+
+
+def fit_scale_prior(survey: Survey, question_id: str, train_index: pd.Index) -> ScalePrior:
+    """The scale_prior of `question_id` from the train respondents in `train_index`; it
+    never reads the question's own answers."""
+    question = survey.question(question_id)
+    k = len(question.options)
+    weights = survey.weight_array(train_index)
+    sources, blocks = [], []
+    for other in same_scale_questions(survey, question.id):
+        answers = survey.answers.loc[train_index, other].to_numpy().astype(int)
+        one_hot = (answers[:, None] == np.arange(k)[None, :]) * weights[:, None]
+        if one_hot.sum() > 0:
+            sources.append(other)
+            blocks.append(one_hot)
+    weighted = np.stack(blocks, axis=1) if blocks else np.zeros((len(train_index), 0, k))
+    return ScalePrior(survey, k, tuple(sources), train_index, weighted)
 
 
 def demographic_features(survey: Survey, index: pd.Index) -> np.ndarray:
@@ -86,12 +213,14 @@ def fit_baselines(
     seed: int = 0,
     names=BASELINES,
 ) -> dict[str, BaselinePrediction]:
-    """Fit the named baselines on train respondents who answered `question_id` and predict
-    for every respondent in `test_index`.
+    """Fit the named baselines on the train respondents in `train_index` and predict for
+    every respondent in `test_index`.
 
-    Survey weights (normalised to mean 1) are used as sample weights throughout. `svr`
-    is skipped for nominal questions; when train holds fewer than MIN_TRAIN_ANSWERS
-    answers, or only one distinct answer, only uniform and marginal are returned.
+    The data-fitted baselines use the train respondents who answered `question_id`, the
+    scale_prior their answers to the other same-scale questions. Survey weights (normalised
+    to mean 1) are used as sample weights throughout. `svr` is skipped for nominal
+    questions; when train holds fewer than MIN_TRAIN_ANSWERS answers, or only one distinct
+    answer, only uniform, scale_prior and marginal are returned.
     """
     unknown = [name for name in names if name not in BASELINES]
     if unknown:
@@ -114,9 +243,14 @@ def fit_baselines(
 
     predictions: dict[str, BaselinePrediction] = {}
 
-    # Phase 2: the trivial baselines, which need no features.
+    # Phase 2: the baselines that need no features.
     if "uniform" in names:
         predictions["uniform"] = BaselinePrediction("uniform", np.full((n_test, k), 1.0 / k))
+    if "scale_prior" in names:
+        prior = fit_scale_prior(survey, question.id, train_index)
+        predictions["scale_prior"] = BaselinePrediction(
+            "scale_prior", prior.for_respondents(test_index), group_distribution=prior.for_slice
+        )
     if "marginal" in names:
         marginal = answer_distribution(y, k, weights)
         predictions["marginal"] = BaselinePrediction("marginal", np.tile(marginal, (n_test, 1)))

@@ -9,7 +9,11 @@ For each question, on the respondents of one split (the test split by default):
 - the same numbers for every baseline, fitted on the train split of the same seed.
 
 Means are reported over all questions and separately over trained and held-out questions
-(the survey's named held-out set), so a fine-tuned model's generalisation is visible.
+(the survey's named held-out set), so a fine-tuned model's generalisation is visible. Each
+summary names its `no_data_baselines` (uniform, scale_prior: what a researcher has for a
+new question) apart from its `data_baselines` (marginal and the classical models, which
+have seen the question's train answers); on held-out questions the first are the fair
+comparison, the second the bar to reach.
 
     focusgroup evaluate --survey gss2018 --split test --format json
 """
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.baselines import fit_baselines
+from engine.baselines import DATA_BASELINES, NO_DATA_BASELINES, fit_baselines
 from engine.errors import FocusgroupError
 from engine.metrics import (
     POPULATION_METRICS,
@@ -78,8 +82,9 @@ def mean_of(records: list[dict], keys) -> dict:
     return result
 
 
-def population_block(real, model_probabilities, baseline_probabilities, weights, values, rng) -> dict:
-    """Population metrics of the model and each baseline on one group, with its noise floor."""
+def population_block(real, model_probabilities, baseline_distributions, weights, values, rng) -> dict:
+    """Population metrics of the model and each baseline (name -> its predicted distribution
+    for the group) on one group, with its noise floor."""
     simulated = slice_distribution(model_probabilities, weights)
     return {
         "n": len(weights),
@@ -87,8 +92,8 @@ def population_block(real, model_probabilities, baseline_probabilities, weights,
         "simulated": simulated.round(6).tolist(),
         "model": population_metrics(real, simulated, values),
         "baselines": {
-            name: population_metrics(real, slice_distribution(probabilities, weights), values)
-            for name, probabilities in baseline_probabilities.items()
+            name: population_metrics(real, distribution, values)
+            for name, distribution in baseline_distributions.items()
         },
         "noise_floor": noise_floor(real, effective_sample_size(weights), values, rng),
     }
@@ -116,6 +121,17 @@ def slice_masks(survey: Survey, index, min_slice: int) -> list[tuple[dict, np.nd
             for filters in single_field_slices(survey, index, min_slice)]
 
 
+def group_distributions(baselines: dict, members, weights, filters) -> dict:
+    """Each baseline's predicted distribution for one group (`members` of the split, the
+    slice `filters`): its own group version where it has one (scale_prior's slice
+    version), else the weighted mean of its members' predictions."""
+    return {
+        name: (prediction.group_distribution(filters) if prediction.group_distribution is not None
+               else slice_distribution(prediction.probabilities[members], weights[members]))
+        for name, prediction in baselines.items()
+    }
+
+
 def evaluate_question(loaded, survey: Survey, question_id: str, config: EvaluationConfig, progress=None) -> dict:
     question = survey.question(question_id)
     values = question.values if question.is_scale else None
@@ -132,11 +148,12 @@ def evaluate_question(loaded, survey: Survey, question_id: str, config: Evaluati
     probabilities = apply_temperature(logits, config.temperature)
     train = split_index(survey, "train", config.split_seed)
     baselines = fit_baselines(survey, question.id, train, index, seed=config.split_seed)
-    baseline_probabilities = {name: b.probabilities for name, b in baselines.items()}
 
     # Phase 3: whole split, then every single-field slice.
     real = answer_distribution(answers, k, weights)
-    overall = population_block(real, probabilities, baseline_probabilities, weights, values, rng)
+    everyone = np.ones(len(index), dtype=bool)
+    overall = population_block(real, probabilities, group_distributions(baselines, everyone, weights, None),
+                               weights, values, rng)
     individual = {
         "model": individual_metrics(probabilities, answers, values, weights),
         "baselines": {
@@ -147,8 +164,8 @@ def evaluate_question(loaded, survey: Survey, question_id: str, config: Evaluati
     slices = []
     for filters, members in slice_masks(survey, index, config.min_slice):
         block = population_block(
-            answer_distribution(answers[members], k, weights[members]), probabilities[members], {n: p[members] for n, p in baseline_probabilities.items()},
-            weights[members], values, rng,
+            answer_distribution(answers[members], k, weights[members]), probabilities[members],
+            group_distributions(baselines, members, weights, filters), weights[members], values, rng,
         )
         slices.append({"slice": describe_slice(filters), **block})
     return {
@@ -162,7 +179,9 @@ def evaluate_question(loaded, survey: Survey, question_id: str, config: Evaluati
 
 
 def summarize(questions: list[dict]) -> dict:
-    """Means over questions (whole split), over question x slice pairs, and of individual scores."""
+    """Means over questions (whole split), over question x slice pairs, and of individual
+    scores; `no_data_baselines` and `data_baselines` name the baselines present of each kind
+    (keys of every `baselines` mapping), so a report can show them apart."""
     if not questions:
         return {}
     names = sorted({name for q in questions for name in q["population"]["baselines"]})
@@ -181,6 +200,8 @@ def summarize(questions: list[dict]) -> dict:
     return {
         "n_questions": len(questions),
         "n_slices": len(slice_blocks),
+        "no_data_baselines": [name for name in NO_DATA_BASELINES if name in names],
+        "data_baselines": [name for name in DATA_BASELINES if name in names],
         "population": population_means([q["population"] for q in questions]),
         "slices": population_means(slice_blocks),
         "individual": {

@@ -9,10 +9,14 @@ import pytest
 
 from engine.baselines import (
     BASELINES,
+    DATA_BASELINES,
+    NO_DATA_BASELINES,
     BaselinePrediction,
     best_classical,
     demographic_features,
     fit_baselines,
+    fit_scale_prior,
+    same_scale_questions,
 )
 from engine.errors import FocusgroupError
 from engine.metrics import answer_distribution, individual_metrics
@@ -144,7 +148,7 @@ def test_few_train_answers_give_only_trivial_baselines():
     survey = synthetic_survey()
     index = survey.demographics.index
     result = fit_baselines(survey, "agree", index[:15], index[15:])
-    assert set(result) == {"uniform", "marginal"}
+    assert set(result) == {"uniform", "scale_prior", "marginal"}
 
 
 def test_marginal_uses_survey_weights():
@@ -170,3 +174,105 @@ def test_best_classical_picks_lowest_present_classical_baseline():
     assert best_classical(present, scores) == "gradient_boosting"
     with pytest.raises(FocusgroupError):
         best_classical({"uniform": None}, scores)
+
+
+def test_every_baseline_is_either_blind_to_the_question_or_fitted_on_it():
+    assert set(NO_DATA_BASELINES) | set(DATA_BASELINES) == set(BASELINES)
+    assert not set(NO_DATA_BASELINES) & set(DATA_BASELINES)
+
+
+# -- scale_prior on a survey small enough to compute by hand ---------------------------------
+
+def hand_survey(target_answers=(0, 0, 0, 0, 1, 1, 1)) -> Survey:
+    """Seven respondents; 1-4 are the train split, 5-7 the test split.
+
+    id  sex  region  weight  q (target)  a (no/yes)  b (No/Yes)
+    1   F    east    1       no          yes         yes
+    2   F    east    3       no          no          yes
+    3   M    east    1       no          yes         no
+    4   M    west    1       no          yes         -
+    5   F    west    1       yes         no          no
+    6   -    east    1       yes         no          no
+    7   -    -       1       yes         no          no
+
+    c (low/high) is ordinal with other labels, d (cat/dog) nominal: no question shares d's
+    labels, nor its type and option count.
+    """
+    index = pd.Index(np.arange(1, 8), name="respondent")
+    sex = pd.Categorical.from_codes([0, 0, 1, 1, 0, -1, -1], ["F", "M"], ordered=True)
+    region = pd.Categorical.from_codes([0, 0, 0, 1, 1, 0, -1], ["east", "west"], ordered=True)
+    answers = pd.DataFrame({
+        "q": np.array(target_answers, dtype=np.int16),
+        "a": np.array([1, 0, 1, 1, 0, 0, 0], dtype=np.int16),
+        "b": np.array([1, 1, 0, -1, 0, 0, 0], dtype=np.int16),
+        "c": np.array([0, 1, 0, 1, 0, 1, 0], dtype=np.int16),
+        "d": np.array([0, 1, 1, 1, 0, 1, 0], dtype=np.int16),
+    }, index=index)
+    options = lambda labels: tuple(Option((str(i),), label, float(i + 1)) for i, label in enumerate(labels))
+    return Survey(
+        id="hand", title="Hand", description="", source="made by hand", license="none",
+        fields=(DemographicField("sex", "Sex", ("F", "M")), DemographicField("region", "Region", ("east", "west"))),
+        questions=(Question("q", "Q?", "ordinal", options(["no", "yes"])),
+                   Question("a", "A?", "ordinal", options(["no", "yes"])),
+                   Question("b", "B?", "ordinal", options([" No", "Yes"])),
+                   Question("c", "C?", "ordinal", options(["low", "high"])),
+                   Question("d", "D?", "nominal", options(["cat", "dog"]))),
+        demographics=pd.DataFrame({"sex": sex, "region": region}, index=index), answers=answers,
+        weights=pd.Series([1.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0], index=index),
+    )
+
+
+HAND_TRAIN, HAND_TEST = pd.Index([1, 2, 3, 4]), pd.Index([5, 6, 7])
+
+
+def test_same_scale_means_same_labels_else_same_option_count_and_type():
+    survey = hand_survey()
+    assert same_scale_questions(survey, "q") == ("a", "b")  # labels compared ignoring case and spaces
+    assert same_scale_questions(survey, "c") == ("q", "a", "b")  # no label match: ordinal with 2 options
+    assert same_scale_questions(survey, "d") == ()  # the only nominal question
+
+
+def test_scale_prior_population_is_the_mean_of_the_other_questions_weighted_train_shares():
+    # a: no = w2 = 3, yes = w1 + w3 + w4 = 3 -> (.5, .5); b: no = w3 = 1, yes = w1 + w2 = 4
+    # -> (.2, .8); mean (.35, .65). Pooling the answers would give (4/11, 7/11), ignoring the
+    # weights (.29, .71), counting q's own all-"no" answers (.57, .43).
+    prior = fit_scale_prior(hand_survey(), "q", HAND_TRAIN)
+    assert prior.sources == ("a", "b")
+    np.testing.assert_allclose(prior.population(), [0.35, 0.65])
+
+
+def test_scale_prior_never_reads_the_question_or_the_test_split():
+    changed = hand_survey(target_answers=(1, 1, 1, 1, 0, 0, 0))
+    changed.answers.loc[HAND_TEST, ["a", "b"]] = 1
+    np.testing.assert_allclose(fit_scale_prior(changed, "q", HAND_TRAIN).population(), [0.35, 0.65])
+
+
+def test_scale_prior_slice_averages_each_questions_slice_shares():
+    prior = fit_scale_prior(hand_survey(), "q", HAND_TRAIN)
+    # F (1, 2): a no 3 / yes 1 -> (.75, .25), b yes -> (0, 1): mean (.375, .625).
+    np.testing.assert_allclose(prior.for_slice({"sex": ("F",)}), [0.375, 0.625])
+    # M (3, 4): a yes -> (0, 1), b no -> (1, 0): mean (.5, .5).
+    np.testing.assert_allclose(prior.for_slice({"sex": ("M",)}), [0.5, 0.5])
+    # west (4): a yes -> (0, 1); nobody in the slice answered b, so b's whole-train (.2, .8).
+    np.testing.assert_allclose(prior.for_slice({"region": ("west",)}), [0.1, 0.9])
+    # east (1, 2, 3): a no 3 / yes 2 -> (.6, .4), b no 1 / yes 4 -> (.2, .8): mean (.4, .6).
+    np.testing.assert_allclose(prior.for_slice({"region": ("east",)}), [0.4, 0.6])
+    np.testing.assert_allclose(prior.for_slice(None), prior.population())
+
+
+def test_scale_prior_for_a_respondent_averages_the_slices_of_their_known_values():
+    prediction = fit_baselines(hand_survey(), "q", HAND_TRAIN, HAND_TEST, names=("scale_prior",))["scale_prior"]
+    np.testing.assert_allclose(prediction.probabilities, [
+        [0.2375, 0.7625],  # 5, F and west: mean of (.375, .625) and (.1, .9)
+        [0.4, 0.6],        # 6, sex unknown, east
+        [0.35, 0.65],      # 7, nothing known: the population version
+    ])
+    np.testing.assert_allclose(prediction.group_distribution({"sex": ("F",)}), [0.375, 0.625])
+
+
+def test_scale_prior_is_uniform_where_no_question_shares_the_scale():
+    survey = hand_survey()
+    prior = fit_scale_prior(survey, "d", HAND_TRAIN)
+    assert prior.sources == ()
+    np.testing.assert_allclose(prior.for_slice({"sex": ("M",)}), [0.5, 0.5])
+    np.testing.assert_allclose(prior.for_respondents(HAND_TEST), np.full((3, 2), 0.5))

@@ -114,6 +114,11 @@ def test_scoreboard_heatmap_and_temperature_curve():
     coverage = app.dataframe[0].value  # the bare model trained on no question
     assert list(coverage["questions"]) == ["never saw their answers"] and list(coverage["n"]) == [2]
     assert 0 < coverage["model"][0] and 0 < coverage["noise floor"][0] < coverage["model"][0]
+    # The baselines that never saw the questions' answers come first, those fitted on them after.
+    assert list(coverage.columns[3:9]) == [
+        "model", "without answers: scale prior", "without answers: uniform", "with answers: marginal",
+        "with answers: best classical", "best classical is"]
+    assert all(0 < coverage[column][0] < 1 for column in coverage.columns[4:8])
 
 
 def test_train_page_explains_a_gpu_option_on_a_cpu_machine():
