@@ -29,6 +29,7 @@ from engine.models import (
     cache_root,
     load_model,
     manifest_base_name,
+    trained_surveys,
 )
 from engine.surveys import list_surveys, load_survey
 
@@ -81,8 +82,9 @@ def adapter_choices(survey_id: str) -> dict[str, str | None]:
         for folder, details in adapter_manifests(root):
             if manifest_base_name(details) != DEFAULT_MODEL_NAME:
                 continue
-            rank = 0 if details.get("survey") == survey_id else 1
-            label = f"{folder.name} (trained on {details.get('survey')})"
+            trained = trained_surveys(details)
+            rank = 0 if survey_id in trained else 1
+            label = f"{folder.name} (trained on {', '.join(trained) or 'unknown'})"
             found.append((rank, label, str(folder)))
     choices = {label: path for _, label, path in sorted(found)}
     choices[BARE_MODEL] = None

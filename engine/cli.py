@@ -22,7 +22,7 @@ import traceback
 
 from engine.atomic import finite_json
 from engine.errors import FocusgroupError, one_line
-from engine.training.config import TrainConfig
+from engine.train_command import add_train_parser, run_train
 from engine.validation import check_options
 
 FORMATS = ("table", "json")
@@ -98,39 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_dir(evaluate)
     add_format(evaluate)
 
-    train = commands.add_parser("train", help="fine-tune a LoRA or QLoRA adapter on a survey's train split")
-    train.add_argument("--survey", default="gss2018", help="survey id or spec file (default: gss2018)")
-    train.add_argument("--method", choices=("lora", "qlora"), default="lora",
-                       help="lora, or qlora (4-bit NF4 base weights)")
-    train.add_argument("--base-model", default="default", help="`default` or a local model folder")
-    train.add_argument("--out", required=True, help="folder for the adapter and its manifest")
-    train.add_argument("--epochs", type=float, default=TrainConfig.epochs, help="passes over the examples (default: %(default)s)")
-    train.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    train.add_argument("--lr", type=float, default=TrainConfig.learning_rate, help="learning rate (default: %(default)s)")
-    train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
-                       help="examples per step (default: %(default)s)")
-    train.add_argument("--rank", type=int, default=TrainConfig.rank, help="LoRA rank (default: %(default)s)")
-    train.add_argument("--alpha", type=int, default=TrainConfig.alpha, help="LoRA alpha (default: %(default)s)")
-    train.add_argument("--dropout", type=float, default=TrainConfig.dropout, help="LoRA dropout (default: %(default)s)")
-    train.add_argument("--target-modules", nargs="+", default=["all-linear"],
-                       help="module names to adapt (default: all-linear)")
-    train.add_argument("--numeric-loss-weight", type=float, default=TrainConfig.numeric_loss_weight,
-                       help="W, weight of the numeric-distance term; 0 = plain cross-entropy (default: %(default)s)")
-    train.add_argument("--numeric-loss-width", type=float, default=TrainConfig.numeric_loss_width,
-                       help="D, distance on the scale at which an answer earns nothing (default: %(default)s)")
-    train.add_argument("--held-out-questions", nargs="*",
-                       help="questions never trained on (default: the survey's held-out set)")
-    train.add_argument("--max-examples", type=int, help="train on at most this many examples")
-    train.add_argument("--eval-every", type=int, default=TrainConfig.eval_every,
-                       help="steps between validation losses (default: %(default)s)")
-    train.add_argument("--eval-examples", type=int, default=TrainConfig.eval_examples,
-                       help="validation examples (default: %(default)s)")
-    train.add_argument("--patience", type=int, default=TrainConfig.patience,
-                       help="evaluations without improvement before stopping (default: %(default)s)")
-    train.add_argument("--gradient-checkpointing", action="store_true", help="save memory, spend compute")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--split-seed", type=int, default=0, help="seed of the 8:1:1 respondent split")
-    train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    train = add_train_parser(commands)
     add_data_dir(train)
 
     benchmark = commands.add_parser("benchmark", help="time the engine")
@@ -316,18 +284,21 @@ def run_evaluate(args) -> None:
         print_json(result)
         return
     print(f"{survey.id}: {result['model']} on the {args.split} split, temperature {args.temperature}\n")
-    print(f"{'question':<16}{'n':>6}{'JS':>8}{'floor':>8}{'marginal':>10}{'logistic':>10}{'log loss':>10}")
+    print(f"{'question':<16}{'n':>6}{'JS':>8}{'floor':>8}{'scale_prior':>13}{'marginal':>10}{'logistic':>10}"
+          f"{'log loss':>10}")
     for question in result["questions"]:
         population, individual = question["population"], question["individual"]
         print(f"{question['id'] + ('*' if question['held_out'] else ''):<16}{population['n']:>6}"
               f"{number(population['model']['js']):>8}{number(population['noise_floor']['js']):>8}"
+              f"{number(population['baselines'].get('scale_prior', {}).get('js')):>13}"
               f"{number(population['baselines'].get('marginal', {}).get('js')):>10}"
               f"{number(population['baselines'].get('logistic', {}).get('js')):>10}"
               f"{number(individual['model']['log_loss']):>10}")
     summary = result["summary"]["all"]
     print(f"\nMean over {summary['n_slices']} question x single-field slices, JS distance: "
           f"model {number(summary['slices']['model']['js'])}, noise floor {number(summary['slices']['noise_floor']['js'])}, "
-          + ", ".join(f"{name} {number(scores['js'])}" for name, scores in summary["slices"]["baselines"].items()))
+          + ", ".join(f"{name} {number(summary['slices']['baselines'][name]['js'])}"
+                      for name in summary["no_data_baselines"] + summary["data_baselines"]))
     if result["summary"]["held_out"]:
         for group, label in (("trained", "Trained questions"), ("held_out", "Held-out questions")):
             if result["summary"][group]:
@@ -336,9 +307,10 @@ def run_evaluate(args) -> None:
 
 
 def group_line(label: str, summary: dict) -> str:
-    """One group of questions: mean slice JS and mean log loss of the model, the marginal
-    baseline and the best classical baseline, and the noise floor."""
-    from engine.baselines import best_classical
+    """One group of questions: mean slice JS and mean log loss of the model beside the
+    baselines that never saw the questions' answers (scale_prior, uniform), then beside
+    those fitted on them (marginal, the best classical baseline), and the noise floor."""
+    from engine.baselines import NO_DATA_BASELINES, best_classical
 
     slices, individual = summary["slices"], summary["individual"]
 
@@ -350,49 +322,17 @@ def group_line(label: str, summary: dict) -> str:
             return "best classical -"
         return f"best classical {number(by_name[name])} ({name})"
 
+    def compared(scores: dict, key: str, without: str, with_them: str) -> str:
+        no_data = ", ".join(f"{name} {number(scores[name].get(key))}" for name in NO_DATA_BASELINES if name in scores)
+        marginal = [f"marginal {number(scores['marginal'].get(key))}"] if "marginal" in scores else []
+        return f"{without}: {no_data}; {with_them}: {', '.join(marginal + [best(scores, key)])}"
+
+    slice_baselines = compared(slices["baselines"], "js", "without the question's answers", "with them")
+    log_loss_baselines = compared(individual["baselines"], "log_loss", "without", "with")
     return (f"{label} ({summary['n_questions']}, {summary['n_slices']} slices): "
-            f"slice JS model {number(slices['model']['js'])}, "
-            f"marginal {number(slices['baselines'].get('marginal', {}).get('js'))}, "
-            f"{best(slices['baselines'], 'js')}, noise floor {number(slices['noise_floor']['js'])}; "
-            f"log loss model {number(individual['model']['log_loss'])}, "
-            f"marginal {number(individual['baselines'].get('marginal', {}).get('log_loss'))}, "
-            f"{best(individual['baselines'], 'log_loss')}")
-
-
-def run_train(args) -> None:
-    from tqdm import tqdm
-
-    from engine.training.trainer import train
-
-    config = TrainConfig(
-        survey=args.survey, out=args.out, method=args.method, base_model=args.base_model, epochs=args.epochs,
-        max_steps=args.max_steps, learning_rate=args.lr, batch_size=args.batch_size, rank=args.rank,
-        alpha=args.alpha, dropout=args.dropout, target_modules=tuple(args.target_modules),
-        numeric_loss_weight=args.numeric_loss_weight, numeric_loss_width=args.numeric_loss_width,
-        held_out_questions=None if args.held_out_questions is None else tuple(args.held_out_questions),
-        max_examples=args.max_examples, eval_every=args.eval_every, eval_examples=args.eval_examples,
-        patience=args.patience, gradient_checkpointing=args.gradient_checkpointing, seed=args.seed,
-        split_seed=args.split_seed, data_dir=args.data_dir,
-    )
-    bars = []
-
-    def report(progress) -> None:
-        if not bars:
-            bars.append(tqdm(total=progress.total_steps, desc="Training", unit="step", file=sys.stderr,
-                             dynamic_ncols=True, initial=progress.step - 1))
-        bar = bars[0]
-        bar.update(progress.step - bar.n)
-        shown = {"loss": f"{progress.loss:.3f}"}
-        if progress.best_validation_loss is not None:
-            shown["best_val"] = f"{progress.best_validation_loss:.3f}"
-        bar.set_postfix(shown)
-
-    manifest = train(config, report, resume=args.resume)
-    if bars:
-        bars[0].close()
-    print(f"Adapter written to {args.out}: {manifest['steps']} steps on {manifest['n_train_examples']} examples, "
-          f"best validation loss {manifest['best_validation_loss']:.4f} at step {manifest['best_step']}, "
-          f"{manifest['wall_seconds']:.0f} s.")
+            f"slice JS model {number(slices['model']['js'])}; {slice_baselines}; "
+            f"noise floor {number(slices['noise_floor']['js'])}; "
+            f"log loss model {number(individual['model']['log_loss'])}; {log_loss_baselines}")
 
 
 def run_benchmark(args) -> None:

@@ -221,21 +221,42 @@ def default_model_folder(progress: bool = True) -> Path:
 def read_manifest(adapter: Path) -> dict | None:
     """An adapter's training manifest (None when the folder has none), checked enough that
     the fields read from it can be used: a JSON object whose base_model is an object, survey
-    a string and held_out_questions a list of strings, where present. A corrupt manifest
-    raises FocusgroupError naming the folder and the fix."""
+    a string, held_out_questions a list of strings, surveys a list of objects each with a
+    string id and a list of strings held_out_questions, and held_out_surveys a list of
+    strings, where present. A corrupt manifest raises FocusgroupError naming the folder and
+    the fix."""
     path = Path(adapter) / "manifest.json"
     if not path.exists():
         return None
     fix = "delete manifest.json to use the adapter without one, or train the adapter again."
     details = read_json_object(path, "The adapter manifest", fix)
-    held_out = details.get("held_out_questions") or []
+
+    def strings(value) -> bool:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+    surveys = details.get("surveys", [])
     fields = {"base_model": isinstance(details.get("base_model", {}), dict),
               "survey": isinstance(details.get("survey", ""), str),
-              "held_out_questions": isinstance(held_out, list) and all(isinstance(q, str) for q in held_out)}
+              "held_out_questions": strings(details.get("held_out_questions") or []),
+              "surveys": isinstance(surveys, list) and all(
+                  isinstance(entry, dict) and isinstance(entry.get("id"), str)
+                  and strings(entry.get("held_out_questions") or []) for entry in surveys),
+              "held_out_surveys": strings(details.get("held_out_surveys") or [])}
     for name, ok in fields.items():
         if not ok:
             raise FocusgroupError(f"The adapter manifest {path} has a {name} of the wrong type; {fix}")
     return details
+
+
+def trained_surveys(manifest: dict) -> dict[str, list[str]]:
+    """Survey id -> its held-out question ids, for every survey an adapter trained on: the
+    one `survey` of a single-survey manifest, or each entry of a multi-survey one's
+    `surveys` (a survey in its `held_out_surveys` is not there: nothing of it was seen)."""
+    if manifest.get("surveys"):
+        return {entry["id"]: list(entry.get("held_out_questions") or []) for entry in manifest["surveys"]}
+    if manifest.get("survey"):
+        return {manifest["survey"]: list(manifest.get("held_out_questions") or [])}
+    return {}
 
 
 def adapter_manifests(root: Path) -> list[tuple[Path, dict]]:
@@ -256,11 +277,11 @@ def manifest_base_name(manifest: dict) -> str | None:
 
 
 def shipped_adapter(survey_id: str) -> Path | None:
-    """The adapter shipped in `assets/adapters` for this survey and the default model, if any."""
-    for folder, details in adapter_manifests(SHIPPED_ADAPTERS):
-        if details.get("survey") == survey_id and manifest_base_name(details) == DEFAULT_MODEL_NAME:
-            return folder
-    return None
+    """The adapter shipped in `assets/adapters` for this survey and the default model, if any:
+    one trained on this survey alone before one trained on several that include it."""
+    found = [(len(trained_surveys(details)), folder) for folder, details in adapter_manifests(SHIPPED_ADAPTERS)
+             if survey_id in trained_surveys(details) and manifest_base_name(details) == DEFAULT_MODEL_NAME]
+    return min(found)[1] if found else None
 
 
 def adapter_manifest(adapter: str | Path | None) -> dict:
@@ -275,14 +296,15 @@ def adapter_manifest(adapter: str | Path | None) -> dict:
 
 
 def unseen_questions(adapter: str | Path | None, survey) -> set[str]:
-    """The ids of `survey`'s questions whose answers the model never trained on: the adapter's
-    held-out questions when it was trained on this survey, otherwise every question (an
-    adapter trained on another survey, one without a manifest, or the bare model)."""
+    """The ids of `survey`'s questions whose answers the model never trained on: the held-out
+    questions the adapter's manifest lists for this survey when it trained on it (alone or
+    among several), otherwise every question (an adapter trained on other surveys, one that
+    held this survey out, one without a manifest, or the bare model)."""
     every = {question.id for question in survey.questions}
-    manifest = adapter_manifest(adapter)
-    if manifest.get("survey") != survey.id:
+    trained = trained_surveys(adapter_manifest(adapter))
+    if survey.id not in trained:
         return every
-    return every & set(manifest.get("held_out_questions") or ())
+    return every & set(trained[survey.id])
 
 
 def content_fingerprint(folder: Path) -> str:

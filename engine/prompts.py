@@ -23,6 +23,13 @@ Decisions recorded here:
   read-out many times faster than generating text. Unknown values read "unknown".
 - The optional stimulus (an ad, a concept description, a message) is shown before the
   question: the paper's intervention slot and a market researcher's concept test.
+- Options may be shown in another order (`option_order`, a permutation: `option_order[i]`
+  is the original option shown under the i-th letter). Training draws one
+  (`random_option_order`) so that the model cannot learn that "A" tends to be the answer;
+  inference shows the identity order, whose text is the pinned one (no PROMPT_VERSION
+  change). Letters always run A, B, C... down the list; only the labels move, and whoever
+  reads the letters' scores maps position i back to option `option_order[i]`
+  (`engine.scoring.option_token_groups`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from engine.errors import FocusgroupError
@@ -54,6 +62,28 @@ def option_letters(question: Question) -> list[str]:
             f"{len(OPTION_LETTERS)} can be shown to the model."
         )
     return list(OPTION_LETTERS[: len(question.options)])
+
+
+def shown_order(question: Question, option_order: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The options in the order shown (identity for None); refuses anything but a permutation."""
+    count = len(question.options)
+    if option_order is None:
+        return tuple(range(count))
+    order = tuple(int(index) for index in option_order)
+    if sorted(order) != list(range(count)):
+        raise ValueError(f"option_order {option_order} is not a permutation of {count} options")
+    return order
+
+
+def random_option_order(question: Question, rng: np.random.Generator) -> tuple[int, ...]:
+    """A training order: any permutation for a nominal question (its order means nothing);
+    for an ordinal or numeric one the scale as it is or reversed, with equal chances, so the
+    options stay a scale and only its direction moves."""
+    count = len(question.options)
+    if not question.is_scale:
+        return tuple(int(index) for index in rng.permutation(count))
+    ascending = tuple(range(count))
+    return ascending[::-1] if rng.random() < 0.5 else ascending
 
 
 def render_persona(fields: tuple[DemographicField, ...], row: pd.Series) -> str:
@@ -82,14 +112,16 @@ class Prompt:
         return self.prefix + self.persona_part
 
 
-def question_block(question: Question, stimulus: str | None = None) -> str:
-    """The question with its lettered options and the reply instruction."""
+def question_block(question: Question, stimulus: str | None = None,
+                   option_order: tuple[int, ...] | None = None) -> str:
+    """The question with its lettered options (in `option_order`) and the reply instruction."""
     parts = []
     if stimulus and stimulus.strip():
         parts.append(f"First, read this:\n\"{stimulus.strip()}\"\n")
     parts.append(f"Question: {question.text.strip()}")
-    for letter, label in zip(option_letters(question), question.labels):
-        parts.append(f"{letter}. {label}")
+    labels = question.labels
+    for letter, index in zip(option_letters(question), shown_order(question, option_order)):
+        parts.append(f"{letter}. {labels[index]}")
     parts.append(REPLY_INSTRUCTION)
     return "\n".join(parts)
 
@@ -99,12 +131,14 @@ PERSONA_SLOT = "\x00persona\x00"
 
 def render_prompt(
     tokenizer, question: Question, fields: tuple[DemographicField, ...], persona: str, stimulus: str | None = None,
+    option_order: tuple[int, ...] | None = None,
 ) -> Prompt:
     """The full prompt for one persona (`render_persona`) and question, through the model's
     chat template. Models without a chat template get the same messages as plain
-    "System:/User:/Assistant:" turns.
+    "System:/User:/Assistant:" turns. `option_order` (default: as the survey lists them)
+    is the order the options are shown in.
     """
-    user = f"{question_block(question, stimulus)}\n\n{persona_header(fields)}\n{PERSONA_SLOT}"
+    user = f"{question_block(question, stimulus, option_order)}\n\n{persona_header(fields)}\n{PERSONA_SLOT}"
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -36,7 +36,7 @@ import numpy as np
 from engine.atomic import atomic_save_npz, recover_folder
 from engine.errors import FocusgroupError
 from engine.models import LoadedModel, cache_root
-from engine.prompts import PROMPT_VERSION, answer_token_ids, render_prompt
+from engine.prompts import PROMPT_VERSION, answer_token_ids, render_prompt, shown_order
 from engine.surveys.model import DemographicField, Question
 
 Progress = Callable[[int, int], None]
@@ -201,19 +201,29 @@ def split_model(model):
     return causal_lm.get_decoder(), causal_lm.get_output_embeddings()
 
 
-def option_token_groups(tokenizer, question: Question, device):
-    """All answer-token ids in one tensor, and how many belong to each option."""
+def option_token_groups(tokenizer, question: Question, device, option_order: tuple[int, ...] | None = None):
+    """All answer-token ids in one tensor, and how many belong to each option, grouped in the
+    survey's option order.
+
+    With the options shown in `option_order` (`engine.prompts.render_prompt`), the letter at
+    position i names original option option_order[i]; so option j's group holds the tokens
+    of the letter at the position where j is shown, and every [B, k] score read through these
+    groups is in the original option order whatever order the prompt showed.
+    """
     import torch
 
-    option_ids = answer_token_ids(tokenizer, question)
+    by_position = answer_token_ids(tokenizer, question)
+    position_of = np.argsort(shown_order(question, option_order))
+    option_ids = [by_position[position] for position in position_of]
     flat = torch.tensor([token for ids in option_ids for token in ids], device=device)
     return flat, [len(ids) for ids in option_ids]
 
 
-def tokenize_prompts(tokenizer, question: Question, fields, personas: Sequence[str], stimulus: str | None):
+def tokenize_prompts(tokenizer, question: Question, fields, personas: Sequence[str], stimulus: str | None,
+                     option_order: tuple[int, ...] | None = None):
     """The shared prefix's token ids [1, P] and each persona part's token ids."""
-    prompts = [render_prompt(tokenizer, question, fields, persona, stimulus) for persona in personas]
-    prefix = render_prompt(tokenizer, question, fields, "", stimulus).prefix
+    prompts = [render_prompt(tokenizer, question, fields, persona, stimulus, option_order) for persona in personas]
+    prefix = render_prompt(tokenizer, question, fields, "", stimulus, option_order).prefix
     prefix_ids = tokenizer(prefix, add_special_tokens=False, return_tensors="pt").input_ids
     return prefix_ids, [tokenizer(p.persona_part, add_special_tokens=False).input_ids for p in prompts]
 

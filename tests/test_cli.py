@@ -61,9 +61,19 @@ def test_evaluate_table_and_json_on_the_tiny_model(capsys):
     summary = json.loads(out)["summary"]
     for line, group in ((trained, "trained"), (held_out, "held_out")):
         slices, individual = summary[group]["slices"], summary[group]["individual"]
-        assert f"slice JS model {slices['model']['js']:.3f}" in line
-        assert f"marginal {slices['baselines']['marginal']['js']:.3f}" in line
-        assert f"log loss model {individual['model']['log_loss']:.3f}" in line
+        assert summary[group]["no_data_baselines"] == ["scale_prior", "uniform"]
+        assert "marginal" in summary[group]["data_baselines"]
+        js, log_loss = line.split("; log loss ")
+        without, with_them = js.split("; with them: ")
+        assert f"slice JS model {slices['model']['js']:.3f}; without the question's answers: " in without
+        assert without.endswith(f"scale_prior {slices['baselines']['scale_prior']['js']:.3f}, "
+                                f"uniform {slices['baselines']['uniform']['js']:.3f}")
+        assert with_them.startswith(f"marginal {slices['baselines']['marginal']['js']:.3f}, best classical ")
+        assert with_them.endswith(f"; noise floor {slices['noise_floor']['js']:.3f}")
+        assert log_loss.startswith(f"model {individual['model']['log_loss']:.3f}; without: "
+                                   f"scale_prior {individual['baselines']['scale_prior']['log_loss']:.3f}, "
+                                   f"uniform {individual['baselines']['uniform']['log_loss']:.3f}; with: "
+                                   f"marginal {individual['baselines']['marginal']['log_loss']:.3f}, best classical ")
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -102,6 +102,18 @@ def test_unseen_questions_follow_the_adapters_manifest(tmp_path, gss):
     assert unseen_questions(tmp_path, gss) == every  # unreadable: assume nothing was seen
 
 
+
+def test_a_multi_survey_adapter_knows_what_it_saw_of_each_survey(tmp_path, gss):
+    every = {q.id for q in gss.questions}
+    manifest = {"surveys": [{"id": "gss2018", "held_out_questions": ["natenrgy", "natenvir"]},
+                            {"id": "non-voters", "held_out_questions": ["Q8_3"]}],
+                "held_out_surveys": ["steak-survey"]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert unseen_questions(tmp_path, gss) == {"natenrgy", "natenvir"}
+    manifest["surveys"] = manifest["surveys"][1:]  # gss2018 held out, or never in the mix
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert unseen_questions(tmp_path, gss) == every
+
 def test_tiny_model_has_the_default_vocabulary(tiny):
     assert tiny.model.config.num_hidden_layers == 2
     assert tiny.model.config.vocab_size == len(tiny.tokenizer)

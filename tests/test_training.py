@@ -107,9 +107,11 @@ def test_one_step_changes_the_adapter_and_not_the_base(gss):
     loaded = load_base(config)
     model = loaded.model
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    from engine.training.examples import Batch
     from engine.training.trainer import answer_scorer, batch_loss
     examples = build_examples(gss, "train", 0, ("natenrgy",))[:8]
-    loss, _ = batch_loss(answer_scorer(loaded, gss, False), gss, examples, config)
+    surveys = {gss.id: gss}
+    loss, _ = batch_loss(answer_scorer(loaded, surveys, False), surveys, Batch(tuple(examples)), config)
     loss.backward()
     torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0).step()
     changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
@@ -264,7 +266,7 @@ def test_manifests_are_strict_json_with_null_for_numbers_that_are_not_finite(tmp
 
 @pytest.mark.parametrize("where", ["below a file", "in a read-only folder"])
 def test_an_unwritable_out_is_refused_before_any_slow_work(tmp_path, monkeypatch, where):
-    import engine.training.trainer as trainer
+    import engine.training.mixture as mixture
 
     if where == "below a file":
         (tmp_path / "a-file").write_text("not a folder")
@@ -278,9 +280,12 @@ def test_an_unwritable_out_is_refused_before_any_slow_work(tmp_path, monkeypatch
     def forbidden(*args, **kwargs):
         raise AssertionError("the survey was loaded before --out was checked")
 
-    monkeypatch.setattr(trainer, "load_survey", forbidden)
+    monkeypatch.setattr(mixture, "load_survey", forbidden)
+    monkeypatch.setattr(mixture, "list_surveys", forbidden)
     with pytest.raises(FocusgroupError, match=f"Cannot write the adapter to --out {out}"):
         train(TrainConfig(out=str(out), base_model="tiny"))
+    with pytest.raises(FocusgroupError, match=f"Cannot write the adapter to --out {out}"):
+        train(TrainConfig(out=str(out), base_model="tiny", surveys=("all",)))
 
 
 def test_bad_training_options_are_explained():
@@ -315,14 +320,15 @@ def test_cli_train_refuses_a_folder_holding_another_run(tmp_path, capsys):
 
 
 def test_the_checkpointing_path_scores_like_the_shared_prefix_path(gss):
+    from engine.training.examples import Batch
     from engine.training.trainer import batch_logprobs
 
     loaded = load_base(TrainConfig(out="unused", base_model="tiny"))
     loaded.model.eval()
-    examples = build_examples(gss, "train", 0, ())[:6]
+    batch = Batch(tuple(build_examples(gss, "train", 0, ())[:6]), option_order=(2, 0, 1))
     with torch.no_grad():
-        shared = batch_logprobs(loaded, gss, examples, gradient_checkpointing=False)
-        separate = batch_logprobs(loaded, gss, examples, gradient_checkpointing=True)
+        shared = batch_logprobs(loaded, gss, batch, gradient_checkpointing=False)
+        separate = batch_logprobs(loaded, gss, batch, gradient_checkpointing=True)
     assert shared.shape == (6, 3)
     torch.testing.assert_close(shared, separate, atol=2e-2, rtol=0)
 

@@ -1,8 +1,10 @@
 """Training examples: (persona, question, answer) from one split, never from held-out questions.
 
 Each answered question of each respondent in the split is one example. Batches hold one
-question each, so the question's prompt prefix runs through the model once per step and
-only the personas differ (the same sharing as `engine.scoring`).
+question of one survey each, so the question's prompt prefix runs through the model once
+per step and only the personas differ (the same sharing as `engine.scoring`). A `Batch` is
+what one step scores: its examples, the order its options are shown in, and optionally a
+slice's personas for the distribution term (`engine.training.distribution`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import FocusgroupError
+from engine.prompts import random_option_order
 from engine.simulate import personas_for
 from engine.surveys.model import MISSING, Survey
 from engine.surveys.split import split_index
@@ -19,10 +22,50 @@ from engine.surveys.split import split_index
 
 @dataclass(frozen=True)
 class Example:
+    survey_id: str
     question_id: str
     respondent: str
     persona: str
     target: int
+
+    @property
+    def question_key(self) -> tuple[str, str]:
+        """Question ids are unique within a survey only."""
+        return self.survey_id, self.question_id
+
+
+@dataclass(frozen=True)
+class SliceDraw:
+    """Personas of one single-field slice with their survey weights, and the slice's real
+    answer distribution over the train split (the target of the distribution term)."""
+
+    description: str
+    personas: tuple[str, ...]
+    weights: tuple[float, ...]
+    target: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step's input: answer examples of one question, the order its options are shown in
+    (None: as listed), and optionally a slice scored in the same forward pass."""
+
+    examples: tuple[Example, ...]
+    option_order: tuple[int, ...] | None = None
+    slice: SliceDraw | None = None
+
+    @property
+    def survey_id(self) -> str:
+        return self.examples[0].survey_id
+
+    @property
+    def question_id(self) -> str:
+        return self.examples[0].question_id
+
+    @property
+    def personas(self) -> list[str]:
+        """The examples' personas, then the slice's: one forward pass scores both."""
+        return [example.persona for example in self.examples] + list(self.slice.personas if self.slice else ())
 
 
 def build_examples(survey: Survey, split: str, split_seed: int, held_out: tuple[str, ...]) -> list[Example]:
@@ -36,29 +79,54 @@ def build_examples(survey: Survey, split: str, split_seed: int, held_out: tuple[
         answers = survey.answers.loc[index, question.id].to_numpy()
         for respondent, answer in zip(index, answers):
             if answer != MISSING:
-                examples.append(Example(question.id, str(respondent), personas[respondent], int(answer)))
+                examples.append(Example(survey.id, question.id, str(respondent), personas[respondent], int(answer)))
     if not examples:
         raise FocusgroupError(f"The {split} split of {survey.id!r} has no answers to train on.")
     return examples
 
 
-def subsample(examples: list[Example], limit: int | None, rng: np.random.Generator) -> list[Example]:
-    """At most `limit` examples, drawn without replacement, in their original order."""
+def subsample(examples: list, limit: int | None, rng: np.random.Generator) -> list:
+    """At most `limit` examples (or anything), drawn without replacement, in their original order."""
     if limit is None or limit >= len(examples):
         return examples
     keep = np.sort(rng.choice(len(examples), size=limit, replace=False))
     return [examples[i] for i in keep]
 
 
+def by_question(examples: list[Example]) -> dict[tuple[str, str], list[Example]]:
+    """Examples grouped by (survey, question), each group in its original order."""
+    groups: dict[tuple[str, str], list[Example]] = {}
+    for example in examples:
+        groups.setdefault(example.question_key, []).append(example)
+    return groups
+
+
 def make_batches(examples: list[Example], batch_size: int, rng: np.random.Generator) -> list[list[Example]]:
     """Shuffle within each question, cut into batches, then shuffle the batches' order."""
-    by_question: dict[str, list[Example]] = {}
-    for example in examples:
-        by_question.setdefault(example.question_id, []).append(example)
+    by_question_key = by_question(examples)
     batches = []
-    for question_id in sorted(by_question):
-        group = by_question[question_id]
+    for key in sorted(by_question_key):
+        group = by_question_key[key]
         order = rng.permutation(len(group))
         for start in range(0, len(group), batch_size):
             batches.append([group[i] for i in order[start:start + batch_size]])
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def step_batch(examples: list[Example], question, option_order: str, slices, slice_personas: int,
+               seed: int, step: int, rank: int = 0) -> Batch:
+    """The batch of training step `step` (0-based) on process `rank`: its examples, the order
+    its options are shown in, and a slice of its question (`slices`, a
+    `engine.training.distribution.SliceTargets`, or None when the distribution term is off).
+
+    The batch shares one prompt prefix, which holds the question and its options, so the
+    order is drawn once per batch, not per example; it and the slice are drawn from a
+    generator seeded by (seed, step, rank), so a resumed run shows every step the order and
+    the slice it would have had, whatever ran before. `option_order` "fixed" shows the
+    survey's order.
+    """
+    rng = np.random.default_rng((seed, step, rank))
+    order = random_option_order(question, rng) if option_order == "random" else None
+    drawn = None if slices is None else slices.draw(examples[0].survey_id, examples[0].question_id,
+                                                       slice_personas, rng)
+    return Batch(tuple(examples), order, drawn)

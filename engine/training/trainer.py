@@ -2,15 +2,20 @@
 and the atomic output are `engine.training.run_folder`).
 
     focusgroup train --survey gss2018 --method lora --max-steps 5 --out /tmp/adapter
+    focusgroup train --surveys all --max-steps 5 --out /tmp/adapter
 
 Phases, top to bottom in `train`:
 1. the output folder: writable, what a killed run left half done finished
    (`engine.training.run_folder.recover_run`), refused when it holds a different run,
    resumed from its checkpoint;
-2. data: train-split examples of the trained questions, validation-split examples;
+2. data: train-split examples of the trained questions of one survey or several, capped,
+   and validation-split examples (`engine.training.mixture`);
 3. model: the base (4-bit NF4 for QLoRA) with a fresh LoRA adapter (peft);
-4. the loop: one question per batch, its prompt prefix run once, loss = cross-entropy +
-   W x numeric distance (`engine.training.loss`); validation loss every `eval_every` steps,
+4. the loop: one question per batch, its options shown in an order drawn for the step
+   (`engine.training.examples.step_batch`), its prompt prefix run once, loss = cross-entropy
+   + W x numeric distance (`engine.training.loss`) + L x a slice's KL
+   (`engine.training.distribution`); validation loss (identity order, as inference shows
+   the options; per-respondent loss only) every `eval_every` steps,
    the best adapter kept, early stop after `patience` evaluations without improvement;
    a loss that is not finite stops the run (it would write NaN weights);
 5. output: the best adapter and `manifest.json` written to a staging folder and swapped
@@ -47,11 +52,10 @@ from engine.scoring import (
     split_model,
     tokenize_prompts,
 )
-from engine.surveys import load_survey
-from engine.surveys.split import held_out_questions
 from engine.training.config import TrainConfig
-from engine.training.examples import Example, build_examples, make_batches, subsample
-from engine.training.loss import answer_loss
+from engine.training.distribution import SliceTargets, step_loss
+from engine.training.examples import Batch, make_batches, step_batch
+from engine.training.mixture import load_training_data, resolve_surveys
 from engine.training.run_folder import (
     CHECKPOINT,
     adapter_state,
@@ -124,16 +128,19 @@ def load_base(config: TrainConfig):
     return loaded
 
 
-def batch_logprobs(loaded, survey, batch: list[Example], gradient_checkpointing: bool):
-    """Option log-probabilities [B, k] for one single-question batch (with gradients)."""
+def batch_logprobs(loaded, survey, batch: Batch, gradient_checkpointing: bool):
+    """Option log-probabilities [B, k] for one single-question batch (with gradients), its
+    examples' personas then its slice's, in the survey's option order whatever order the
+    prompt showed (`engine.scoring.option_token_groups`)."""
     import torch
 
-    question = survey.question(batch[0].question_id)
+    question = survey.question(batch.question_id)
     tokenizer, model = loaded.tokenizer, loaded.model
     device = next(p for p in model.parameters()).device
     decoder, head = split_model(model)
-    option_tokens = option_token_groups(tokenizer, question, device)
-    prefix_ids, suffixes = tokenize_prompts(tokenizer, question, survey.fields, [e.persona for e in batch], None)
+    option_tokens = option_token_groups(tokenizer, question, device, batch.option_order)
+    prefix_ids, suffixes = tokenize_prompts(tokenizer, question, survey.fields, batch.personas, None,
+                                            batch.option_order)
     if not gradient_checkpointing:
         cache = decoder(input_ids=prefix_ids.to(device), use_cache=True).cache
         return batch_option_logprobs(decoder, head, cache, suffixes, option_tokens, tokenizer.pad_token_id)
@@ -211,9 +218,9 @@ class Team:
             self.accelerator.wait_for_everyone()
 
 
-def answer_scorer(loaded, survey, gradient_checkpointing: bool):
-    """The model as one module whose forward maps a batch of examples to option
-    log-probabilities, so the data-parallel wrapper (DDP) sees every forward pass."""
+def answer_scorer(loaded, surveys: dict, gradient_checkpointing: bool):
+    """The model as one module whose forward maps a `Batch` (of any of `surveys`, by id) to
+    option log-probabilities, so the data-parallel wrapper (DDP) sees every forward pass."""
     import torch
 
     class AnswerScorer(torch.nn.Module):
@@ -221,23 +228,19 @@ def answer_scorer(loaded, survey, gradient_checkpointing: bool):
             super().__init__()
             self.model = loaded.model
 
-        def forward(self, batch: list[Example]):
-            return batch_logprobs(loaded, survey, batch, gradient_checkpointing)
+        def forward(self, batch: Batch):
+            return batch_logprobs(loaded, surveys[batch.survey_id], batch, gradient_checkpointing)
 
     return AnswerScorer()
 
 
-def batch_loss(scorer, survey, batch, config: TrainConfig):
-    import torch
-
-    question = survey.question(batch[0].question_id)
-    logprobs = scorer(batch)
-    targets = torch.tensor([example.target for example in batch], device=logprobs.device)
-    values = torch.tensor(question.values, device=logprobs.device) if question.is_scale else None
-    return answer_loss(logprobs, targets, values, config.numeric_loss_weight, config.numeric_loss_width)
+def batch_loss(scorer, surveys: dict, batch: Batch, config: TrainConfig):
+    """The step's loss and its parts (`engine.training.distribution.step_loss`)."""
+    question = surveys[batch.survey_id].question(batch.question_id)
+    return step_loss(scorer(batch), batch, question, config)
 
 
-def validation_loss(scorer, survey, batches, config: TrainConfig, team: Team) -> float:
+def validation_loss(scorer, surveys: dict, batches: list[Batch], config: TrainConfig, team: Team) -> float:
     """Mean loss over the validation batches; each process takes its share and the sums are
     added up, so every process gets the same number (and makes the same early-stop choice)."""
     import torch
@@ -246,9 +249,9 @@ def validation_loss(scorer, survey, batches, config: TrainConfig, team: Team) ->
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in batches[team.rank::team.size]:
-            loss, _ = batch_loss(scorer, survey, batch, config)
-            total += float(loss) * len(batch)
-            count += len(batch)
+            loss, _ = batch_loss(scorer, surveys, batch, config)
+            total += float(loss) * len(batch.examples)
+            count += len(batch.examples)
     scorer.train()
     total, count = team.sum(total, count)
     return total / count
@@ -281,8 +284,10 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     started = time.perf_counter()
     out = Path(config.out).expanduser()
 
-    # Phase 1: the output folder, before any slow work.
+    # Phase 1: the output folder, before any slow work ("all" spelled out first: the run's
+    # hyperparameters name every survey, so a resumed run trains on the same ones).
     check_writable(out)
+    config = resolve_surveys(config)
     recover_run(out, config.hyperparameters())
     finished = finished_run(out, config.hyperparameters()) if resume else None
     if finished is not None:
@@ -290,15 +295,13 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     resumed = check_output_folder(out, config, resume)
 
     # Phase 2: data.
-    survey = load_survey(config.survey, config.data_dir)
-    held_out = config.held_out_questions
-    held_out = tuple(survey.question(q).id for q in held_out) if held_out is not None \
-        else held_out_questions(survey)
     rng = np.random.default_rng(config.seed)
-    train_examples = subsample(build_examples(survey, "train", config.split_seed, held_out), config.max_examples, rng)
-    validation_examples = subsample(build_examples(survey, "validation", config.split_seed, held_out),
-                                    config.eval_examples, np.random.default_rng(config.seed + 1))
-    validation_batches = make_batches(validation_examples, config.batch_size, np.random.default_rng(0))
+    data = load_training_data(config, rng, np.random.default_rng(config.seed + 1))
+    train_examples, surveys = data.train_examples, data.surveys
+    slices = SliceTargets(surveys, data.held_out, config.split_seed, config.min_slice_respondents) \
+        if config.distribution_loss_weight > 0 else None
+    validation_batches = [Batch(tuple(batch)) for batch in
+                          make_batches(data.validation_examples, config.batch_size, np.random.default_rng(0))]
     # Under `accelerate launch` each of the team's processes takes its own batch at every
     # step (batch_size examples per process), so an epoch takes proportionally fewer steps.
     team = Team.join()
@@ -306,7 +309,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     total_steps = math.ceil(config.epochs * epoch_batches / team.size)
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    schedule: list[list[Example]] = []
+    schedule: list[list] = []
     while len(schedule) < total_steps * team.size:
         schedule.extend(make_batches(train_examples, config.batch_size, rng))
     schedule = schedule[team.rank : total_steps * team.size : team.size]
@@ -316,7 +319,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     loaded = load_base(config)
     model = loaded.model
     model.train()
-    scorer = team.wrap(answer_scorer(loaded, survey, config.gradient_checkpointing))
+    scorer = team.wrap(answer_scorer(loaded, surveys, config.gradient_checkpointing))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.0)
     warmup = max(1, int(WARMUP_FRACTION * total_steps))
@@ -335,7 +338,10 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     loop_started, first_step = time.perf_counter(), state["step"]
     validation = None
     for step in range(state["step"], total_steps):
-        loss, parts = batch_loss(scorer, survey, schedule[step], config)
+        examples = schedule[step]
+        batch = step_batch(examples, data.question(examples[0]), config.option_order, slices, config.slice_personas,
+                           config.seed, step, team.rank)
+        loss, parts = batch_loss(scorer, surveys, batch, config)
         stop_unless_finite(team, step + 1, config, float(loss.detach()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -347,7 +353,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
         state["curve"].append(record)
         last_step = step + 1 == total_steps
         if (step + 1) % config.eval_every == 0 or last_step:
-            validation = validation_loss(scorer, survey, validation_batches, config, team)
+            validation = validation_loss(scorer, surveys, validation_batches, config, team)
             stop_unless_finite(team, step + 1, config, validation)
             record["validation_loss"] = validation
             if state["best_validation_loss"] is None or validation < state["best_validation_loss"]:
@@ -378,13 +384,10 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
         "command": " ".join(["focusgroup"] + sys.argv[1:]) if sys.argv and "focusgroup" in sys.argv[0] else None,
         "base_model": {"name": base_name, "path": str(base_folder),
                        "weights_sha256": "random-init" if base_name == "tiny" else weights_sha256(base_folder)},
-        "survey": survey.id,
+        **data.manifest_fields(),
         "split_seed": config.split_seed,
-        "held_out_questions": list(held_out),
         "prompt_version": PROMPT_VERSION,
         "hyperparameters": config.hyperparameters(),
-        "n_train_examples": len(train_examples),
-        "n_validation_examples": len(validation_examples),
         "steps": state["step"],
         "total_steps": total_steps,
         "stopped_early": state["step"] < total_steps,
