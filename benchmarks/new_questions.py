@@ -1,6 +1,8 @@
 """How well do models answer questions they never saw, beside what a researcher has without them?
 
-Three groups of questions, each scored by `engine.evaluate` on the test split (T = 1):
+Three groups of questions, each scored by `engine.evaluate` on the test split (T = 1;
+`--split validation` scores the validation split instead, to choose between training runs
+without looking at the test answers):
 
 - held-out questions: the `[held_out] default` set of every survey with data (gss2018 and
   the six shared surveys: 14 questions);
@@ -18,7 +20,7 @@ classical baseline is picked per group on it, which favours the baselines.
 
     .venv/bin/python benchmarks/new_questions.py [--adapter gss2018=assets/adapters/gss2018-smollm2 ...]
         [--held-out-survey steak-survey] [--trained-surveys non-voters ...] [--max-questions N]
-        [--min-slice 30] [--json]
+        [--min-slice 30] [--split test|validation] [--json]
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def markdown(report: dict) -> str:
                   if g[key]["best_classical_is"] else "-")]
         if key != "log_loss":
             rows.append((f"{title}: sampling-noise floor", cell("noise_floor")))
-    lines = [f"| test split, T = 1, min slice {report['min_slice']} | " + " | ".join(labels[g] for g in GROUPS) + " |",
+    lines = [f"| {report['split']} split, T = 1, min slice {report['min_slice']} | " + " | ".join(labels[g] for g in GROUPS) + " |",
              "|---|" + "---:|" * len(GROUPS)]
     lines += [f"| {title} | " + " | ".join(value(groups[g]) for g in GROUPS) + " |" for title, value in rows]
     return "\n".join(lines)
@@ -133,6 +135,8 @@ def main() -> None:
                         help="surveys whose non-held-out questions join gss2018's as trained questions")
     parser.add_argument("--max-questions", type=int, help="at most this many questions per survey and group (quick runs)")
     parser.add_argument("--min-slice", type=int, default=EvaluationConfig.min_slice)
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="respondents scored: test (the report) or validation (to choose between runs)")
     parser.add_argument("--data-dir")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -162,7 +166,7 @@ def main() -> None:
             survey = surveys[survey_id]
             ordered = tuple(q.id for q in survey.questions if q.id in ids)
             print(f"{name}: {survey_id} ({len(ordered)} questions)", file=sys.stderr, flush=True)
-            config = EvaluationConfig(questions=ordered, min_slice=args.min_slice)
+            config = EvaluationConfig(questions=ordered, min_slice=args.min_slice, split=args.split)
             for question in evaluate(loaded, survey, config)["questions"]:
                 records[name][survey_id, question["id"]] = question
         seconds[name] = round(time.perf_counter() - clock, 1)
@@ -171,7 +175,7 @@ def main() -> None:
 
     # Phase 3: pool each group's question records and summarise them.
     report = {
-        "split": "test", "temperature": 1.0, "min_slice": args.min_slice, "held_out_survey": args.held_out_survey,
+        "split": args.split, "temperature": 1.0, "min_slice": args.min_slice, "held_out_survey": args.held_out_survey,
         "models": {name: {"adapter": adapter, "seconds": seconds[name]} for name, adapter in models.items()},
         "questions": groups, "groups": {},
     }

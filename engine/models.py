@@ -276,12 +276,18 @@ def manifest_base_name(manifest: dict) -> str | None:
     return (manifest.get("base_model") or {}).get("name")
 
 
-def shipped_adapter(survey_id: str) -> Path | None:
-    """The adapter shipped in `assets/adapters` for this survey and the default model, if any:
-    one trained on this survey alone before one trained on several that include it."""
-    found = [(len(trained_surveys(details)), folder) for folder, details in adapter_manifests(SHIPPED_ADAPTERS)
-             if survey_id in trained_surveys(details) and manifest_base_name(details) == DEFAULT_MODEL_NAME]
-    return min(found)[1] if found else None
+def shipped_adapter(survey_id: str | None = None) -> Path | None:
+    """The adapter a survey is simulated with by default, among those shipped in
+    `assets/adapters` for the default model: the general one (trained on the most surveys,
+    at least two) for every survey, one it never saw and new questions included; without a
+    general adapter, one trained on this survey."""
+    shipped = [(trained_surveys(details), folder) for folder, details in adapter_manifests(SHIPPED_ADAPTERS)
+               if manifest_base_name(details) == DEFAULT_MODEL_NAME]
+    general = [(-len(trained), folder) for trained, folder in shipped if len(trained) > 1]
+    if general:
+        return min(general)[1]
+    specific = [folder for trained, folder in shipped if survey_id in trained]
+    return specific[0] if specific else None
 
 
 def adapter_manifest(adapter: str | Path | None) -> dict:

@@ -140,3 +140,26 @@ def test_a_corrupt_manifest_is_refused_at_load_and_skipped_when_listing(tmp_path
     assert shipped_adapter("gss2018") == good  # one bad manifest hides no other adapter
     assert read_manifest(good)["survey"] == "gss2018" and read_manifest(tmp_path) is None
     assert adapter_manifest(bad) == {}  # read after a load, which refused it: nothing is assumed
+
+
+def test_the_general_adapter_is_the_default_for_every_survey(tmp_path, monkeypatch):
+    import engine.models as models
+
+    def adapter(name, manifest):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text("{}")
+        (folder / "manifest.json").write_text(json.dumps({"base_model": {"name": DEFAULT_MODEL_NAME}, **manifest}))
+        return folder
+
+    monkeypatch.setattr(models, "SHIPPED_ADAPTERS", tmp_path)
+    specific = adapter("a-gss2018", {"survey": "gss2018"})
+    assert shipped_adapter("gss2018") == specific and shipped_adapter("steak-survey") is None
+    adapter("b-other-model", {"surveys": [{"id": "gss2018"}, {"id": "non-voters"}, {"id": "star-wars-survey"}],
+                              "base_model": {"name": "Llama-3-8B"}})
+    pair = adapter("c-pair", {"surveys": [{"id": "gss2018"}, {"id": "non-voters"}]})
+    assert shipped_adapter("gss2018") == pair
+    general = adapter("d-general", {"surveys": [{"id": s} for s in ("gss2018", "non-voters", "food-world-cup")],
+                                    "held_out_surveys": ["steak-survey"]})
+    for survey_id in ("gss2018", "non-voters", "steak-survey", "an-upload", None):
+        assert shipped_adapter(survey_id) == general  # the widest, for seen, held-out and new surveys alike
