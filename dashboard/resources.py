@@ -29,6 +29,7 @@ from engine.models import (
     cache_root,
     load_model,
     manifest_base_name,
+    shipped_adapter,
     trained_surveys,
 )
 from engine.surveys import list_surveys, load_survey
@@ -73,18 +74,21 @@ def model(base: str, adapter: str | None):
 
 
 def adapter_choices(survey_id: str) -> dict[str, str | None]:
-    """Readable name -> adapter folder (None = bare model): adapters for this survey first.
+    """Readable name -> adapter folder (None = bare model): the default adapter first
+    (`engine.models.shipped_adapter`), then the others trained on this survey, then the rest.
     An adapter whose manifest is corrupt is not offered (`engine.models.adapter_manifests`)."""
     found: list[tuple[int, str, str]] = []
     if base_model() != "default":
         return {BARE_MODEL: None}
+    default = shipped_adapter(survey_id)
     for root in (SHIPPED_ADAPTERS, trained_adapters_root()):
         for folder, details in adapter_manifests(root):
             if manifest_base_name(details) != DEFAULT_MODEL_NAME:
                 continue
             trained = trained_surveys(details)
-            rank = 0 if survey_id in trained else 1
-            label = f"{folder.name} (trained on {', '.join(trained) or 'unknown'})"
+            rank = 0 if folder == default else 1 if survey_id in trained else 2
+            named = ", ".join(trained) if len(trained) < 3 else f"{len(trained)} surveys"
+            label = f"{folder.name} (trained on {named or 'unknown'}{', default' if rank == 0 else ''})"
             found.append((rank, label, str(folder)))
     choices = {label: path for _, label, path in sorted(found)}
     choices[BARE_MODEL] = None
@@ -96,12 +100,14 @@ def simulation_key(*parts) -> str:
 
 
 def run_simulation(survey_id: str, question, filters: dict, stimulus: str | None, adapter: str | None,
-                   progress=None, with_baselines: bool = True):
-    """Simulate (or fetch) one question for one slice; the result re-reads at any temperature."""
+                   progress=None, with_baselines: bool = True, gaps: bool = False, context: tuple[str, ...] = ()):
+    """Simulate (or fetch) one question for one slice, with the slice gaps (everyone answering
+    too) when asked and twins carrying the `context` answers; the result re-reads at any
+    temperature."""
     from engine.simulate import simulate
 
     key = simulation_key(survey_id, question if isinstance(question, str) else question.__dict__.__repr__(),
-                         filters, stimulus, adapter, with_baselines)
+                         filters, stimulus, adapter, with_baselines, gaps, list(context))
     if key in SIMULATIONS:
         SIMULATIONS.move_to_end(key)
         return SIMULATIONS[key]
@@ -109,7 +115,7 @@ def run_simulation(survey_id: str, question, filters: dict, stimulus: str | None
     with MODEL_LOCK:
         loaded = model(base_model(), adapter)
         result = simulate(loaded, current, question, filters, 1.0, stimulus, progress=progress,
-                          with_baselines=with_baselines)
+                          with_baselines=with_baselines, gaps=gaps, context=context)
     SIMULATIONS[key] = result
     while len(SIMULATIONS) > MAX_SIMULATIONS:
         SIMULATIONS.popitem(last=False)

@@ -26,7 +26,7 @@ Score the results with `engine.metrics.individual_metrics`. Run the checks with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -196,6 +196,19 @@ def demographic_features(survey: Survey, index: pd.Index) -> np.ndarray:
     return np.hstack(blocks) if blocks else np.zeros((len(index), 0))
 
 
+def context_features(survey: Survey, index: pd.Index, context: Sequence[str]) -> np.ndarray:
+    """One-hot answers to the `context` questions for `index` (one column per option plus
+    one for "did not answer" per question): what a twin shows the model, for the baselines."""
+    blocks = []
+    for question_id in context:
+        k = len(survey.question(question_id).options)
+        answers = survey.answers.loc[index, question_id].to_numpy().astype(int)
+        block = np.zeros((len(index), k + 1))
+        block[np.arange(len(index)), np.where(answers >= 0, answers, k)] = 1.0
+        blocks.append(block)
+    return np.hstack(blocks) if blocks else np.zeros((len(index), 0))
+
+
 def _full_probabilities(classes: np.ndarray, probabilities: np.ndarray, k: int) -> np.ndarray:
     """Place a classifier's columns (only the classes seen in training) onto all k options,
     then floor and renormalise so an unseen option keeps a tiny, finite probability."""
@@ -212,6 +225,7 @@ def fit_baselines(
     test_index: pd.Index,
     seed: int = 0,
     names=BASELINES,
+    context: Sequence[str] = (),
 ) -> dict[str, BaselinePrediction]:
     """Fit the named baselines on the train respondents in `train_index` and predict for
     every respondent in `test_index`.
@@ -220,12 +234,17 @@ def fit_baselines(
     scale_prior their answers to the other same-scale questions. Survey weights (normalised
     to mean 1) are used as sample weights throughout. `svr` is skipped for nominal
     questions; when train holds fewer than MIN_TRAIN_ANSWERS answers, or only one distinct
-    answer, only uniform, scale_prior and marginal are returned.
+    answer, only uniform, scale_prior and marginal are returned. `context` (question ids,
+    see `engine.twins`) adds the respondents' answers to those questions to the features of
+    the fitted models, so they see what a twin shows the model; it must not hold the
+    question itself.
     """
     unknown = [name for name in names if name not in BASELINES]
     if unknown:
         raise FocusgroupError(f"Unknown baseline(s) {unknown}; use any of {', '.join(BASELINES)}.")
     question = survey.question(question_id)
+    if question.id in context:
+        raise FocusgroupError(f"Question {question.id!r} cannot be a feature of its own baselines.")
     k = len(question.options)
     n_test = len(test_index)
 
@@ -257,9 +276,10 @@ def fit_baselines(
     if not fit_models:
         return predictions
 
-    # Phase 3: models on one-hot demographics.
-    x_train = demographic_features(survey, train_index)[answered]
-    x_test = demographic_features(survey, test_index)
+    # Phase 3: models on one-hot demographics (and context answers).
+    x_train = np.hstack([demographic_features(survey, train_index), context_features(survey, train_index, context)])
+    x_train = x_train[answered]
+    x_test = np.hstack([demographic_features(survey, test_index), context_features(survey, test_index, context)])
     if "logistic" in names:
         model = LogisticRegression(max_iter=1000, C=1.0)
         model.fit(x_train, y, sample_weight=weights)
@@ -279,7 +299,7 @@ def fit_baselines(
         predictions["gradient_boosting"] = BaselinePrediction(
             "gradient_boosting", _full_probabilities(model.classes_, probabilities, k)
         )
-    if "svr" in names and question.is_scale:
+    if "svr" in names and question.is_scale and not question.off_scale_labels:  # off-scale answers have no value
         values = question.values
         target = values[y]
         # Standardise the target: SVR's epsilon tube is absolute, scales differ (1-3, 0-100).

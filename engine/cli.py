@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--personas", type=int, help="draw this many personas from the slice (default: all)")
     simulate.add_argument("--seed", type=int, default=0, help="seed for persona draws and the noise floor")
     simulate.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
+    simulate.add_argument("--no-gaps", action="store_true", help="skip the slice gaps (everyone answering too)")
+    simulate.add_argument("--context-questions", nargs="+", metavar="Q",
+                          help="twins: each persona carries its answers to these questions, or `auto` for the "
+                               "--context-k questions worded most like the asked one")
+    simulate.add_argument("--context-k", type=int, help="how many context answers (default: 5 with auto, else all named)")
     simulate.add_argument("--mode", choices=("logits", "generate"), default="logits",
                           help="logits: exact distributions from one forward pass (default); generate: "
                                "sample one reply per persona and parse it (the slower comparison)")
@@ -94,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default: 1)")
     evaluate.add_argument("--split-seed", type=int, default=0, help="seed of the 8:1:1 respondent split")
     evaluate.add_argument("--min-slice", type=int, default=30, help="smallest slice scored (default: 30)")
+    evaluate.add_argument("--context-k", type=int, default=0,
+                          help="twins: each persona carries its answers to the K questions worded most like the "
+                               "asked one, outside the held-out set (default: 0, demographics only)")
     add_model_options(evaluate)
     add_data_dir(evaluate)
     add_format(evaluate)
@@ -158,10 +166,6 @@ def print_json(data) -> None:
     print(json.dumps(finite_json(data), indent=2, ensure_ascii=False))
 
 
-def number(value, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 # -- commands ----------------------------------------------------------------------------
 
 def run_surveys(args) -> None:
@@ -222,117 +226,52 @@ def run_simulate(args) -> None:
     from engine.simulate import simulate, simulate_by_generation
     from engine.slices import parse_slice
     from engine.surveys import load_survey
+    from engine.tables import simulation_table
+    from engine.twins import choose_context
 
     survey = load_survey(args.survey, args.data_dir)
     filters = parse_slice(survey, args.slice)
     survey.question(args.question)
     args.survey_id = survey.id
+    context = choose_context(survey, survey.question(args.question), args.context_questions, args.context_k)
     loaded = load_model(model_config(args))
     if args.mode == "generate":
+        if context:
+            raise FocusgroupError("--context-questions works with --mode logits only; drop one of them.")
         result = simulate_by_generation(loaded, survey, args.question, filters, args.temperature, args.stimulus,
                                         args.personas, args.seed, progress_bar("Generating"))
     else:
         simulation = simulate(loaded, survey, args.question, filters, args.temperature, args.stimulus,
-                              args.personas, args.seed, progress_bar("Simulating"), not args.no_baselines)
+                              args.personas, args.seed, progress_bar("Simulating"), not args.no_baselines,
+                              gaps=not args.no_gaps, context=context)
         result = simulation.to_dict(args.temperature)
         if args.samples:
             sample = simulation.sample(args.samples, args.temperature, np.random.default_rng(args.seed))
             result["samples"] = sample.to_dict(orient="records")
     if args.format == "json":
         print_json(result)
-        return
-    print(f"{survey.id} / {result['question']} / {result['slice_description']}")
-    print(f"{result['n_personas']} personas, {result['n_real']} real answers, temperature {args.temperature}, "
-          f"model {result['model']}")
-    if args.mode == "generate":
-        print(f"Generate-and-parse: {result['parse_success_rate']:.0%} of replies named a valid option")
-    if args.stimulus:
-        print(f"Stimulus: {args.stimulus}")
-    print(f"Question: {result['question_text']}\n")
-    print(f"{'option':<36}{'simulated':>10}{'real':>10}")
-    for label in result["options"]:
-        real = "-" if result["real"] is None else f"{result['real'][label]:.1%}"
-        simulated = "-" if result["simulated"] is None else f"{result['simulated'][label]:.1%}"
-        print(f"{label[:35]:<36}{simulated:>10}{real:>10}")
-    if result["simulated"] is None:
-        print("\nNo reply named a valid option, so there is no simulated distribution.")
-    elif result["metrics"]:
-        print("\nDistance to the real slice (noise floor = what a second real sample would differ by):")
-        for key in ("js", "kl", "wasserstein", "tv"):
-            print(f"  {key:<12}{number(result['metrics'][key]):>8}   noise floor {number(result['noise_floor'][key])}")
-        if result.get("baselines"):
-            print("Baselines, JS distance: " + ", ".join(
-                f"{name} {number(scores['js'])}" for name, scores in result["baselines"].items()))
     else:
-        print("\nNo real answers to compare with: the simulated distribution stands alone.")
-    print(f"\n{result['provenance']}")
+        print(simulation_table(result))
 
 
 def run_evaluate(args) -> None:
     from engine.evaluate import EvaluationConfig, evaluate
     from engine.models import load_model
     from engine.surveys import load_survey
+    from engine.tables import evaluation_table
 
     survey = load_survey(args.survey, args.data_dir)
     config = EvaluationConfig(split=args.split, questions=tuple(args.questions) if args.questions else None,
-                              temperature=args.temperature, split_seed=args.split_seed, min_slice=args.min_slice)
+                              temperature=args.temperature, split_seed=args.split_seed, min_slice=args.min_slice,
+                              context_k=args.context_k)
     args.survey_id = survey.id
     loaded = load_model(model_config(args))
     announce = (lambda i, n, q: print(f"[{i + 1}/{n}] {q}", file=sys.stderr, flush=True))
     result = evaluate(loaded, survey, config, progress_bar("Scoring"), on_question=announce)
     if args.format == "json":
         print_json(result)
-        return
-    print(f"{survey.id}: {result['model']} on the {args.split} split, temperature {args.temperature}\n")
-    print(f"{'question':<16}{'n':>6}{'JS':>8}{'floor':>8}{'scale_prior':>13}{'marginal':>10}{'logistic':>10}"
-          f"{'log loss':>10}")
-    for question in result["questions"]:
-        population, individual = question["population"], question["individual"]
-        print(f"{question['id'] + ('*' if question['held_out'] else ''):<16}{population['n']:>6}"
-              f"{number(population['model']['js']):>8}{number(population['noise_floor']['js']):>8}"
-              f"{number(population['baselines'].get('scale_prior', {}).get('js')):>13}"
-              f"{number(population['baselines'].get('marginal', {}).get('js')):>10}"
-              f"{number(population['baselines'].get('logistic', {}).get('js')):>10}"
-              f"{number(individual['model']['log_loss']):>10}")
-    summary = result["summary"]["all"]
-    print(f"\nMean over {summary['n_slices']} question x single-field slices, JS distance: "
-          f"model {number(summary['slices']['model']['js'])}, noise floor {number(summary['slices']['noise_floor']['js'])}, "
-          + ", ".join(f"{name} {number(summary['slices']['baselines'][name]['js'])}"
-                      for name in summary["no_data_baselines"] + summary["data_baselines"]))
-    if result["summary"]["held_out"]:
-        for group, label in (("trained", "Trained questions"), ("held_out", "Held-out questions")):
-            if result["summary"][group]:
-                print(group_line(label, result["summary"][group]))
-        print("* held-out question")
-
-
-def group_line(label: str, summary: dict) -> str:
-    """One group of questions: mean slice JS and mean log loss of the model beside the
-    baselines that never saw the questions' answers (scale_prior, uniform), then beside
-    those fitted on them (marginal, the best classical baseline), and the noise floor."""
-    from engine.baselines import NO_DATA_BASELINES, best_classical
-
-    slices, individual = summary["slices"], summary["individual"]
-
-    def best(scores: dict, key: str) -> str:
-        by_name = {name: s.get(key) for name, s in scores.items()}
-        try:
-            name = best_classical(scores, by_name)
-        except FocusgroupError:
-            return "best classical -"
-        return f"best classical {number(by_name[name])} ({name})"
-
-    def compared(scores: dict, key: str, without: str, with_them: str) -> str:
-        no_data = ", ".join(f"{name} {number(scores[name].get(key))}" for name in NO_DATA_BASELINES if name in scores)
-        marginal = [f"marginal {number(scores['marginal'].get(key))}"] if "marginal" in scores else []
-        return f"{without}: {no_data}; {with_them}: {', '.join(marginal + [best(scores, key)])}"
-
-    slice_baselines = compared(slices["baselines"], "js", "without the question's answers", "with them")
-    log_loss_baselines = compared(individual["baselines"], "log_loss", "without", "with")
-    return (f"{label} ({summary['n_questions']}, {summary['n_slices']} slices): "
-            f"slice JS model {number(slices['model']['js'])}; {slice_baselines}; "
-            f"noise floor {number(slices['noise_floor']['js'])}; "
-            f"log loss model {number(individual['model']['log_loss'])}; {log_loss_baselines}")
+    else:
+        print(evaluation_table(result))
 
 
 def run_benchmark(args) -> None:

@@ -6,7 +6,10 @@ For each question, on the respondents of one split (the test split by default):
   with at least `min_slice` answers: KL, JS, Wasserstein and TV between the real and
   simulated distributions, each beside its sampling-noise floor;
 - individual fidelity: accuracy, log loss, RMSE and MAE against each person's answer;
-- the same numbers for every baseline, fitted on the train split of the same seed.
+- the same numbers for every baseline, fitted on the train split of the same seed;
+- the slice gaps (`engine.gaps`): each single-field slice's top box (or mean, or option
+  shares) minus the split's, simulated beside real and logistic, with their correlation,
+  spread ratio and the alarm when the model barely tells the slices apart.
 
 Means are reported over all questions and separately over trained and held-out questions
 (the survey's named held-out set), so a fine-tuned model's generalisation is visible. Each
@@ -26,6 +29,7 @@ import numpy as np
 
 from engine.baselines import DATA_BASELINES, NO_DATA_BASELINES, fit_baselines
 from engine.errors import FocusgroupError
+from engine.gaps import slice_gaps, summarize_gaps
 from engine.metrics import (
     POPULATION_METRICS,
     answer_distribution,
@@ -39,10 +43,11 @@ from engine.metrics import (
 from engine.models import LoadedModel
 from engine.prompts import check_prompt_fits
 from engine.scoring import Progress, option_logits
-from engine.simulate import personas_for, slice_distribution
+from engine.simulate import baselines_for, slice_distribution
 from engine.slices import describe_slice, single_field_slices, slice_index
 from engine.surveys.model import MISSING, Survey
 from engine.surveys.split import DEFAULT_SEED, held_out_questions, split_index
+from engine.twins import AUTO, MAX_CONTEXT, choose_context, twin_personas
 from engine.validation import check_range, check_seed
 
 INDIVIDUAL_METRICS = ("accuracy", "log_loss", "rmse", "mae")
@@ -58,6 +63,9 @@ class EvaluationConfig:
     split_seed: seed of the 8:1:1 respondent split (must match the one used in training).
     min_slice: smallest number of answers for a single-field slice to be scored.
     held_out_set: the survey's named set of questions never used in training.
+    context_k: personas are twins carrying their answers to the `context_k` questions worded
+        most like each asked one (`engine.twins`, `auto`), chosen among the questions outside
+        the held-out set; the fitted baselines see the same answers. 0: demographics only.
     """
 
     split: str = "test"
@@ -66,9 +74,11 @@ class EvaluationConfig:
     split_seed: int = DEFAULT_SEED
     min_slice: int = 30
     held_out_set: str = "default"
+    context_k: int = 0
 
     def __post_init__(self):
         check_temperature(self.temperature)
+        check_range(self.context_k, "The number of context answers (--context-k)", low=0, high=MAX_CONTEXT)
         check_seed(self.split_seed, "The split seed")
         check_range(self.min_slice, "The smallest slice (--min-slice)", low=2)
 
@@ -132,6 +142,14 @@ def group_distributions(baselines: dict, members, weights, filters) -> dict:
     }
 
 
+def evaluation_personas(survey: Survey, question, index, config: EvaluationConfig) -> tuple[tuple[str, ...], list]:
+    """The context questions of `question` (none unless `config.context_k`) and the personas
+    of `index`, twins when there is a context."""
+    context = choose_context(survey, question, AUTO, config.context_k,
+                             excluded=held_out_questions(survey, config.held_out_set)) if config.context_k else ()
+    return context, twin_personas(survey, index, context, question)
+
+
 def evaluate_question(loaded, survey: Survey, question_id: str, config: EvaluationConfig, progress=None) -> dict:
     question = survey.question(question_id)
     values = question.values if question.is_scale else None
@@ -141,13 +159,15 @@ def evaluate_question(loaded, survey: Survey, question_id: str, config: Evaluati
     # Phase 1: respondents of the split who answered.
     index, answers, weights = answered_in_split(survey, question.id, config)
 
-    # Phase 2: the model's distributions and the baselines' predictions.
-    personas = personas_for(survey, index)
+    # Phase 2: the model's distributions and the baselines' predictions (twins: both see the
+    # same context answers).
+    context, personas = evaluation_personas(survey, question, index, config)
     check_prompt_fits(loaded.tokenizer, loaded.context_length, question, survey.fields, personas)
     logits = option_logits(loaded, question, survey.fields, personas, progress=progress)
     probabilities = apply_temperature(logits, config.temperature)
     train = split_index(survey, "train", config.split_seed)
-    baselines = fit_baselines(survey, question.id, train, index, seed=config.split_seed)
+    baselines = fit_baselines(survey, question.id, train, index, seed=config.split_seed,
+                              names=baselines_for(question), context=context)
 
     # Phase 3: whole split, then every single-field slice.
     real = answer_distribution(answers, k, weights)
@@ -168,13 +188,17 @@ def evaluate_question(loaded, survey: Survey, question_id: str, config: Evaluati
             group_distributions(baselines, members, weights, filters), weights[members], values, rng,
         )
         slices.append({"slice": describe_slice(filters), **block})
+    logistic = baselines["logistic"].probabilities if "logistic" in baselines else None
+    gaps = slice_gaps(survey, question, index, probabilities, weights, answers, logistic, config.min_slice)
     return {
         "id": question.id,
         "type": question.type,
         "options": question.labels,
+        "context": list(context),
         "population": overall,
         "individual": individual,
         "slices": slices,
+        "gaps": gaps.to_dict(),
     }
 
 
@@ -200,6 +224,7 @@ def summarize(questions: list[dict]) -> dict:
     return {
         "n_questions": len(questions),
         "n_slices": len(slice_blocks),
+        "gaps": summarize_gaps([q["gaps"] for q in questions if q.get("gaps")]),
         "no_data_baselines": [name for name in NO_DATA_BASELINES if name in names],
         "data_baselines": [name for name in DATA_BASELINES if name in names],
         "population": population_means([q["population"] for q in questions]),
@@ -248,6 +273,7 @@ def evaluate(
         "split_seed": config.split_seed,
         "temperature": config.temperature,
         "min_slice": config.min_slice,
+        "context_k": config.context_k,
         "held_out_questions": sorted(held_out),
         "questions": results,
         "summary": {
@@ -274,7 +300,8 @@ def temperature_curve(
     for question_id in requested_questions(survey, config):
         question = survey.question(question_id)
         index, answers, weights = answered_in_split(survey, question.id, config)
-        logits = option_logits(loaded, question, survey.fields, personas_for(survey, index), progress=progress)
+        logits = option_logits(loaded, question, survey.fields, evaluation_personas(survey, question, index, config)[1],
+                               progress=progress)
         slices = [members for _, members in slice_masks(survey, index, config.min_slice)]
         per_question.append((question, answers, weights, logits, slices))
 

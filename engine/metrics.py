@@ -11,7 +11,10 @@ Two families of metrics live here.
   respondent's own answer: accuracy, log loss, and RMSE / MAE on the scale.
 
 Answers are option indices 0..k-1 with -1 for missing (see `engine.surveys.model`);
-distributions are length-k vectors that sum to 1. Nothing here reads files or holds
+distributions are length-k vectors that sum to 1. Scale values are the options' positions;
+a NaN value marks an off-scale option ("Don't know"): the distributional metrics (KL, JS,
+TV) keep its share like any other, while everything that needs a position (Wasserstein,
+expected values and means, RMSE and MAE) leaves it out. Nothing here reads files or holds
 state; randomness comes in as an `rng` argument. Run the hand-computed checks with
 `python -m pytest -q tests/test_metrics.py`.
 """
@@ -105,12 +108,22 @@ def wasserstein(p, q, values) -> float:
     With the scale positions sorted, v_1 < ... < v_k, and P, Q the cumulative
     distributions, W1 = sum_{j<k} |P_j - Q_j| (v_{j+1} - v_j); the result is
     W1 / (v_k - v_1), so moving all mass from one end of the scale to the other gives 1.
+
+    Options whose value is NaN are off the scale: they are dropped and both distributions
+    renormalised over the options on it (the shares among answers that have a position).
+    When either has no answer on the scale the distance is undefined: NaN.
     """
     p, q = _pair(p, q)
     values = np.asarray(values, dtype=float).ravel()
     if values.shape != p.shape:
         raise FocusgroupError(f"Got {values.size} scale values for {p.size} options.")
-    span = values.max() - values.min()
+    on_scale = ~np.isnan(values)
+    if not on_scale.all():
+        values, p, q = values[on_scale], p[on_scale], q[on_scale]
+        if values.size and (p.sum() <= 0 or q.sum() <= 0):
+            return float("nan")
+        p, q = p / p.sum(), q / q.sum()
+    span = values.max() - values.min() if values.size else 0.0
     if not span > 0:
         raise FocusgroupError("The scale values are all equal, so the Wasserstein distance is undefined.")
     order = np.argsort(values, kind="stable")
@@ -177,14 +190,24 @@ def noise_floor(
 
 
 def expected_values(probabilities: np.ndarray, values) -> np.ndarray:
-    """The expected scale position of each row: E_i = sum_j P[i, j] v_j."""
+    """The expected scale position of each row (or of one distribution, the mean score):
+    E_i = sum_j P[i, j] v_j.
+
+    With off-scale options (NaN values) the mean is over the scale alone,
+    E_i = sum_{j on} P[i, j] v_j / sum_{j on} P[i, j], NaN for a row with no mass on it.
+    """
     probabilities = np.asarray(probabilities, dtype=float)
     values = np.asarray(values, dtype=float).ravel()
     if probabilities.shape[-1] != values.size:
         raise FocusgroupError(
             f"Got {probabilities.shape[-1]} option probabilities but {values.size} scale values."
         )
-    return probabilities @ values
+    on_scale = ~np.isnan(values)
+    if on_scale.all():
+        return probabilities @ values
+    kept = probabilities[..., on_scale]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (kept @ values[on_scale]) / kept.sum(axis=-1)
 
 
 def individual_metrics(
@@ -203,8 +226,10 @@ def individual_metrics(
     * log_loss: mean of -ln max(P[i, a_i], 1e-6), in nats;
     * rmse, mae: sqrt(mean (y_i - v_{a_i})^2) and mean |y_i - v_{a_i}|, where y_i is
       `point_predictions[i]` when given and the expected value sum_j P[i, j] v_j
-      otherwise; None when `values` is None (nominal questions);
-    * n: the number of rows used.
+      otherwise (over the on-scale options, see `expected_values`); only rows whose answer
+      is on the scale count (an off-scale answer, NaN value, has no position to miss);
+      None when `values` is None (nominal questions) or no answer is on the scale;
+    * n: the number of rows used (for accuracy and log loss).
     """
     probabilities = np.asarray(probabilities, dtype=float)
     answers = np.asarray(answers).astype(int).ravel()
@@ -243,9 +268,11 @@ def individual_metrics(
                     f"Got {predicted.size} point predictions for {answers.size} answers."
                 )
             predicted = predicted[valid]
-        errors = predicted - values[truth]
-        result["rmse"] = float(np.sqrt(np.average(errors**2, weights=w)))
-        result["mae"] = float(np.average(np.abs(errors), weights=w))
+        on_scale = ~np.isnan(values[truth])
+        if on_scale.any() and w[on_scale].sum() > 0:
+            errors = predicted[on_scale] - values[truth[on_scale]]
+            result["rmse"] = float(np.sqrt(np.average(errors**2, weights=w[on_scale])))
+            result["mae"] = float(np.average(np.abs(errors), weights=w[on_scale]))
     return result
 
 

@@ -23,6 +23,13 @@ Decisions recorded here:
   read-out many times faster than generating text. Unknown values read "unknown".
 - The optional stimulus (an ad, a concept description, a message) is shown before the
   question: the paper's intervention slot and a market researcher's concept test.
+- A twin (`engine.twins`) is a persona that carries some of the respondent's own answers to
+  other questions of the survey, one line each under the demographic line:
+  `Earlier, asked "<question text>", they answered "<option label>".` They belong to the
+  persona part, so the shared prefix is unchanged and each twin costs its own lines only.
+  Where a context question begins with the asked question's wording (a battery's shared
+  preamble of 8 words or more), that part is shown as "..." (GSS: 80 tokens a line become 10).
+  A persona without context answers renders exactly as before (version 3 added the lines).
 - Options may be shown in another order (`option_order`, a permutation: `option_order[i]`
   is the original option shown under the i-th letter). Training draws one
   (`random_option_order`) so that the model cannot learn that "A" tends to be the answer;
@@ -43,7 +50,7 @@ import pandas as pd
 from engine.errors import FocusgroupError
 from engine.surveys.model import DemographicField, Question
 
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "3"
 OPTION_LETTERS = string.ascii_uppercase
 
 SYSTEM_PROMPT = (
@@ -52,6 +59,7 @@ SYSTEM_PROMPT = (
 )
 REPLY_INSTRUCTION = "Please reply with just the option letter."
 UNKNOWN_VALUE = "unknown"
+ELIDED_WORDS = 8
 
 
 def option_letters(question: Question) -> list[str]:
@@ -78,12 +86,17 @@ def shown_order(question: Question, option_order: tuple[int, ...] | None) -> tup
 def random_option_order(question: Question, rng: np.random.Generator) -> tuple[int, ...]:
     """A training order: any permutation for a nominal question (its order means nothing);
     for an ordinal or numeric one the scale as it is or reversed, with equal chances, so the
-    options stay a scale and only its direction moves."""
+    options stay a scale and only its direction moves (off-scale options keep their place)."""
     count = len(question.options)
     if not question.is_scale:
         return tuple(int(index) for index in rng.permutation(count))
     ascending = tuple(range(count))
-    return ascending[::-1] if rng.random() < 0.5 else ascending
+    if rng.random() >= 0.5:
+        return ascending
+    # Reversed: the scale's options swap ends; off-scale ones ("Don't know") stay where listed.
+    on_scale = [index for index in ascending if not question.options[index].off_scale]
+    flipped = iter(on_scale[::-1])
+    return tuple(next(flipped) if not question.options[index].off_scale else index for index in ascending)
 
 
 def render_persona(fields: tuple[DemographicField, ...], row: pd.Series) -> str:
@@ -93,6 +106,28 @@ def render_persona(fields: tuple[DemographicField, ...], row: pd.Series) -> str:
         value = row.get(field.name)
         values.append(UNKNOWN_VALUE if value is None or pd.isna(value) else str(value))
     return "; ".join(values)
+
+
+def context_line(question: Question, answer: int, asked: Question | None = None) -> str:
+    """One earlier answer of a twin: the question's text and the label of option `answer`.
+    Wording the asked question's text begins with too (a battery's shared preamble, at least
+    ELIDED_WORDS words) is already in the prompt, so it is shown as "..." with the rest."""
+    words = question.text.split()
+    if asked is not None:
+        shared = 0
+        for mine, theirs in zip(words, asked.text.split()):
+            if mine != theirs:
+                break
+            shared += 1
+        if ELIDED_WORDS <= shared < len(words):
+            words = ["..."] + words[shared:]
+    return f'Earlier, asked "{" ".join(words)}", they answered "{question.labels[answer]}".'
+
+
+def render_twin(persona: str, context: list[str]) -> str:
+    """A persona line followed by its context lines (`context_line`); the bare persona
+    when there are none."""
+    return "\n".join([persona, *context])
 
 
 def persona_header(fields: tuple[DemographicField, ...]) -> str:

@@ -7,7 +7,14 @@
 3. at temperature T each persona's distribution is softmax(logits / T), and the simulated
    distribution of the slice is their survey-weighted mean;
 4. the real slice distribution, its sampling-noise floor, and out-of-fold classical
-   baselines give the numbers to read the simulation against.
+   baselines give the numbers to read the simulation against;
+5. with `gaps=True`, everyone in the survey answers too (a seeded draw of GAP_PERSONAS
+   from a larger survey; the simulation itself when its slice is everyone), so the slice gaps of every field (`engine.gaps`: does the model tell
+   the slices apart as the real respondents do?) and their alarm come with it. That is one
+   more pass over the survey's personas per question and stimulus, which the logit cache
+   then keeps; the command line asks for it unless --no-gaps;
+6. `context` turns each persona into a twin that carries the respondent's answers to other
+   questions (`engine.twins`); the fitted baselines are given the same answers.
 
 The returned `Simulation` keeps the logits, so `simulation.at(T)` re-reads every number
 at a new temperature without running the model.
@@ -19,6 +26,7 @@ scored on a person it was trained on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +34,7 @@ import pandas as pd
 
 from engine.baselines import BASELINES, fit_baselines
 from engine.errors import FocusgroupError
+from engine.gaps import GapReport, population_gaps, typical_spread
 from engine.metrics import (
     POPULATION_METRICS,
     answer_distribution,
@@ -42,9 +51,11 @@ from engine.prompts import check_prompt_fits, render_persona
 from engine.scoring import Progress, option_logits
 from engine.slices import Slice, describe_slice, slice_index, slice_weights
 from engine.surveys.model import MISSING, Question, Survey
+from engine.twins import describe_context, twin_personas
 from engine.validation import MAX_SAMPLES, check_range, check_seed
 
 BASELINE_FOLDS = 5
+GAP_PERSONAS = 1000
 
 
 def personas_for(survey: Survey, index: pd.Index) -> list[str]:
@@ -58,10 +69,19 @@ def slice_distribution(probabilities: np.ndarray, weights: np.ndarray) -> np.nda
     return np.average(probabilities, axis=0, weights=weights)
 
 
+def baselines_for(question: Question) -> tuple[str, ...]:
+    """The baselines a question can have: svr regresses on scale positions, which an
+    off-scale answer ("Don't know") does not have, so it sits out where there are any."""
+    return tuple(name for name in BASELINES if name != "svr" or not question.off_scale_labels)
+
+
 def out_of_fold_baselines(
-    survey: Survey, question: Question, index: pd.Index, seed: int, names=BASELINES
+    survey: Survey, question: Question, index: pd.Index, seed: int, names=None, context: Sequence[str] = ()
 ) -> dict[str, dict[str, np.ndarray | None]]:
-    """Baseline predictions for `index`, each fold predicted by models fitted on everyone else."""
+    """Baseline predictions for `index`, each fold predicted by models fitted on everyone else
+    (`names`: all of `baselines_for(question)` by default), on demographics and the answers
+    to the `context` questions."""
+    names = baselines_for(question) if names is None else names
     folds = np.random.default_rng(seed).permutation(len(index)) % BASELINE_FOLDS
     everyone = survey.demographics.index
     k = len(question.options)
@@ -73,7 +93,7 @@ def out_of_fold_baselines(
         if len(members) == 0:
             continue
         non_empty += 1
-        predictions = fit_baselines(survey, question.id, everyone.difference(members), members, seed, names)
+        predictions = fit_baselines(survey, question.id, everyone.difference(members), members, seed, names, context)
         for name, prediction in predictions.items():
             slot = result.setdefault(name, {"probabilities": np.zeros((len(index), k)), "points": None})
             slot["probabilities"][folds == fold] = prediction.probabilities
@@ -95,6 +115,7 @@ class Snapshot:
     metrics: dict | None
     individual: dict | None
     baselines: dict[str, dict]
+    gaps: GapReport | None = None
 
 
 @dataclass
@@ -115,6 +136,11 @@ class Simulation:
     noise: dict | None = None
     baselines: dict[str, dict] = field(default_factory=dict)
     baseline_scores: dict[str, dict] = field(default_factory=dict)
+    # Everyone answering the same question, for the slice gaps (`simulate(..., gaps=True)`);
+    # the simulation itself when its slice is everyone.
+    population: Simulation | None = field(default=None, repr=False, compare=False)
+    typical_gap_spread: tuple[float | None, int] | None = None  # a new question's gap reference
+    context: tuple[str, ...] = ()  # the twins' context questions (`engine.twins`)
 
     @property
     def n_personas(self) -> int:
@@ -136,7 +162,9 @@ class Simulation:
         if self.real is not None:
             metrics = population_metrics(self.real, simulated, values)
             individual = individual_metrics(probabilities, self.answers, values, self.weights)
-        return Snapshot(temperature, simulated, metrics, individual, self.baseline_scores)
+        gaps = None if self.population is None else population_gaps(self.population, temperature,
+                                                                     self.typical_gap_spread)
+        return Snapshot(temperature, simulated, metrics, individual, self.baseline_scores, gaps)
 
     def sample(self, n: int, temperature: float, rng: np.random.Generator) -> pd.DataFrame:
         """n simulated respondents: a persona drawn by weight, then an answer from its distribution.
@@ -175,6 +203,10 @@ class Simulation:
             "individual": snapshot.individual,
             "noise_floor": self.noise,
             "baselines": snapshot.baselines,
+            "off_scale": self.question.off_scale_labels,
+            "context": list(self.context),
+            "context_description": describe_context(self.context),
+            "gaps": None if snapshot.gaps is None else snapshot.gaps.to_dict(),
             "provenance": self.survey.provenance,
         }
 
@@ -219,12 +251,13 @@ def check_request(question: Question, temperature: float, seed: int) -> None:
 
 def slice_personas(
     loaded: LoadedModel, survey: Survey, question: Question, filters: Slice, n_personas: int | None,
-    stimulus: str | None, rng: np.random.Generator, reply_tokens: int = 0,
+    stimulus: str | None, rng: np.random.Generator, reply_tokens: int = 0, context: Sequence[str] = (),
 ) -> tuple[pd.Index, np.ndarray, list[str]]:
-    """Who is in the slice: their index, weights and persona texts, checked to fit the
-    model's context with the stimulus and `reply_tokens` to generate."""
+    """Who is in the slice: their index, weights and persona texts (twins carrying their
+    answers to the `context` questions, `engine.twins`), checked to fit the model's context
+    with the stimulus and `reply_tokens` to generate."""
     index = choose_personas(survey, filters, n_personas, rng)
-    personas = personas_for(survey, index)
+    personas = twin_personas(survey, index, context, question)
     check_prompt_fits(loaded.tokenizer, loaded.context_length, question, survey.fields, personas, stimulus,
                       reply_tokens)
     return index, slice_weights(survey, index, filters), personas
@@ -241,9 +274,14 @@ def simulate(
     seed: int = 0,
     progress: Progress | None = None,
     with_baselines: bool = True,
+    gaps: bool = False,
+    context: Sequence[str] = (),
 ) -> Simulation:
     """Simulate one question for one slice. A `Question` not in the survey (a new product
-    question) is simulated alone: there is no real distribution to compare with."""
+    question) is simulated alone: there is no real distribution to compare with. With
+    `gaps`, everyone answers too, for the slice gaps of `simulation.at(T).gaps`. `context`
+    (question ids, `engine.twins.choose_context`) makes the personas twins, and the fitted
+    baselines see the same answers."""
     filters = filters or {}
     if isinstance(question, str):
         question = survey.question(question)
@@ -252,28 +290,56 @@ def simulate(
 
     # Phase 1: who is in the slice.
     rng = np.random.default_rng(seed)
-    index, weights, personas = slice_personas(loaded, survey, question, filters, n_personas, stimulus, rng)
+    context = tuple(context)
+    if question.id in context:
+        raise FocusgroupError(f"Question {question.id!r} is the one being asked; it cannot be its own context.")
+    index, weights, personas = slice_personas(loaded, survey, question, filters, n_personas, stimulus, rng,
+                                              context=context)
 
     # Phase 2: the model, once per persona (cached).
     logits = option_logits(loaded, question, survey.fields, personas, stimulus, progress=progress)
     simulation = Simulation(
         survey=survey, question=question, filters=filters, index=index, logits=logits, weights=weights,
         answers=survey.answers.loc[index, question.id].to_numpy() if is_survey_question else None,
-        stimulus=stimulus, model_name=loaded.config.name, seed=seed,
+        stimulus=stimulus, model_name=loaded.config.name, seed=seed, context=context,
     )
     if not is_survey_question or simulation.n_real == 0:
         simulation.answers = None
-        return simulation
+    else:
+        # Phase 3: the real distribution, its noise floor, and the baselines.
+        answered = simulation.answers != MISSING
+        values = question.values if question.is_scale else None
+        simulation.real = answer_distribution(simulation.answers, len(question.options), weights)
+        simulation.noise = noise_floor(simulation.real, effective_sample_size(weights[answered]), values, rng)
+        if with_baselines:
+            simulation.baselines = out_of_fold_baselines(survey, question, index, seed, context=context)
+            simulation.baseline_scores = score_baselines(simulation)
 
-    # Phase 3: the real distribution, its noise floor, and the baselines.
-    answered = simulation.answers != MISSING
-    values = question.values if question.is_scale else None
-    simulation.real = answer_distribution(simulation.answers, len(question.options), weights)
-    simulation.noise = noise_floor(simulation.real, effective_sample_size(weights[answered]), values, rng)
-    if with_baselines:
-        simulation.baselines = out_of_fold_baselines(survey, question, index, seed)
-        simulation.baseline_scores = score_baselines(simulation)
+    # Phase 4: everyone, for the slice gaps.
+    if gaps:
+        simulation.population = everyone_for_gaps(loaded, simulation, progress, with_baselines)
+        if simulation.population.answers is None:
+            simulation.typical_gap_spread = typical_spread(survey, question)
     return simulation
+
+
+def everyone_for_gaps(loaded: LoadedModel, simulation: Simulation, progress: Progress | None,
+                      with_baselines: bool) -> Simulation:
+    """Every respondent of the survey (a draw of GAP_PERSONAS from a larger one: enough for
+    single-field slices of 30, and the extra pass stays short) answering the simulation's
+    question and stimulus (the simulation itself when it already is that), with the logistic baseline out of fold when
+    baselines are wanted: the population whose slices the gaps compare."""
+    survey, question = simulation.survey, simulation.question
+    population = simulation
+    wanted = min(survey.n_respondents, GAP_PERSONAS)
+    if simulation.filters or simulation.n_personas < wanted:
+        drawn = None if wanted == survey.n_respondents else wanted
+        population = simulate(loaded, survey, question, {}, 1.0, simulation.stimulus, drawn, simulation.seed,
+                              progress, with_baselines=False, context=simulation.context)
+    if with_baselines and population.answers is not None and "logistic" not in population.baselines:
+        population.baselines = {**population.baselines, **out_of_fold_baselines(
+            survey, question, population.index, simulation.seed, ("logistic",), simulation.context)}
+    return population
 
 
 def simulate_by_generation(

@@ -66,6 +66,9 @@ def add_train_parser(commands) -> argparse.ArgumentParser:
     objective.add_argument("--option-order", choices=OPTION_ORDERS, default=TrainConfig.option_order,
                            help="random: each batch shows its options in a drawn order (nominal shuffled, scales "
                                 "reversed half the time); fixed: as the survey lists them (default: %(default)s)")
+    objective.add_argument("--max-context", type=int, default=TrainConfig.max_context, metavar="K",
+                           help="each example's persona carries 0 to K of the respondent's answers to other "
+                                "questions (twins); 0 = plain personas (default: %(default)s)")
 
     loop = train.add_argument_group("loop")
     loop.add_argument("--out", required=True, help="folder for the adapter and its manifest")
@@ -96,7 +99,7 @@ def train_config(args) -> TrainConfig:
         target_modules=tuple(args.target_modules), numeric_loss_weight=args.numeric_loss_weight,
         numeric_loss_width=args.numeric_loss_width, distribution_loss_weight=args.distribution_loss_weight,
         slice_personas=args.slice_personas, min_slice_respondents=args.min_slice_respondents,
-        option_order=args.option_order,
+        option_order=args.option_order, max_context=args.max_context,
         held_out_questions=None if args.held_out_questions is None else tuple(args.held_out_questions),
         max_examples=args.max_examples, max_examples_per_question=args.max_examples_per_question,
         max_examples_per_survey=args.max_examples_per_survey, eval_every=args.eval_every,

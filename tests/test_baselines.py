@@ -276,3 +276,28 @@ def test_scale_prior_is_uniform_where_no_question_shares_the_scale():
     assert prior.sources == ()
     np.testing.assert_allclose(prior.for_slice({"sex": ("M",)}), [0.5, 0.5])
     np.testing.assert_allclose(prior.for_respondents(HAND_TEST), np.full((3, 2), 0.5))
+
+
+def test_context_answers_become_features_of_the_fitted_baselines():
+    from engine.baselines import context_features
+
+    survey = hand_survey()
+    features = context_features(survey, pd.Index([1, 4, 5]), ["a", "b"])
+    # a: no/yes/missing, b: No/Yes/missing; respondent 4 did not answer b
+    assert features.tolist() == [[0, 1, 0, 0, 1, 0], [0, 1, 0, 0, 0, 1], [1, 0, 0, 1, 0, 0]]
+    assert context_features(survey, pd.Index([1]), []).shape == (1, 0)
+    with pytest.raises(FocusgroupError, match="its own baselines"):
+        fit_baselines(survey, "q", HAND_TRAIN, HAND_TEST, context=["q"])
+
+
+def test_a_context_answer_that_decides_the_target_lifts_the_logistic_baseline():
+    # "colour" copies "agree" exactly: demographics tell only part of it, the context all.
+    survey = synthetic_survey(200)
+    survey.answers["colour"] = survey.answers["agree"]
+    train, test = survey.demographics.index[:150], survey.demographics.index[150:]
+    target = survey.answers.loc[test, "colour"].to_numpy()
+    scores = {}
+    for context in ([], ["agree"]):
+        logistic = fit_baselines(survey, "colour", train, test, context=context, names=("logistic",))["logistic"]
+        scores[len(context)] = individual_metrics(logistic.probabilities, target, None)["log_loss"]
+    assert scores[1] < 0.5 * scores[0], scores

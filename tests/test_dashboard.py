@@ -177,3 +177,20 @@ def test_csv_export_escapes_spreadsheet_formulas_in_cells_and_headers():
 def test_the_dashboard_listens_only_on_this_machine_unless_told_otherwise():
     config = tomllib.loads((DASHBOARD.parent / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
+
+
+def test_focus_group_twins_carry_context_answers_into_the_chart_and_the_export():
+    app = page("focus_group")
+    app.multiselect(key="slice_gss2018_sex").set_value(["Female"])
+    app.multiselect(key="context_gss2018").set_value(["auto"])
+    app.slider(key="context_k").set_value(3)
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    simulation_request = app.session_state["simulation_request"]
+    context = simulation_request["context"]
+    assert len(context) == 3 and "natspac" not in context  # the first question is asked by default
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert f"context (3): {', '.join(context)}" in json.dumps(figure["layout"]["title"])
+    app.multiselect(key="context_gss2018").set_value([app.selectbox(key="question_gss2018").value])
+    app.button[0].click().run()
+    assert any("cannot be its own context" in error.value for error in app.error)

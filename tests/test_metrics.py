@@ -103,6 +103,38 @@ def test_wasserstein_sorts_unordered_scale_values():
     assert wasserstein([1, 0, 0], [0, 0, 1], [1, 5, 2]) == pytest.approx(1 / 4)
 
 
+# Off-scale options (NaN values: "Don't know") have no position
+
+OFF_SCALE_VALUES = np.array([1.0, 2.0, 3.0, np.nan])
+
+
+def test_wasserstein_leaves_off_scale_options_out_and_renormalises():
+    # On the scale, [0.2, 0, 0.2] and [0, 0, 0.6] are [0.5, 0, 0.5] and [0, 0, 1]: 0.5 x 2 / 2.
+    assert wasserstein([0.2, 0, 0.2, 0.6], [0, 0, 0.6, 0.4], OFF_SCALE_VALUES) == pytest.approx(0.5)
+    # Only the off-scale share differs: the same answers on the scale, distance 0.
+    assert wasserstein([0.25, 0.25, 0.0, 0.5], [0.5, 0.5, 0.0, 0.0], OFF_SCALE_VALUES) == pytest.approx(0.0)
+    assert math.isnan(wasserstein([0, 0, 0, 1], [1, 0, 0, 0], OFF_SCALE_VALUES))  # nobody on the scale
+
+
+def test_expected_values_are_means_over_the_scale_alone():
+    # (0.2 x 1 + 0.2 x 2 + 0.2 x 3) / 0.6 = 2; the 0.4 that is off the scale does not pull it to 0.
+    np.testing.assert_allclose(expected_values(np.array([[0.2, 0.2, 0.2, 0.4], [0.5, 0.0, 0.0, 0.5]]),
+                                               OFF_SCALE_VALUES), [2.0, 1.0])
+    assert expected_values(np.array([0.1, 0.0, 0.3, 0.6]), OFF_SCALE_VALUES) == pytest.approx(2.5)
+
+
+def test_rmse_and_mae_skip_off_scale_answers_and_means():
+    probabilities = np.array([[0.6, 0.2, 0.0, 0.2], [0.1, 0.3, 0.0, 0.6], [0.2, 0.0, 0.2, 0.6]])
+    answers = np.array([0, 3, 1])  # the second answer is "Don't know"
+    scores = individual_metrics(probabilities, answers, OFF_SCALE_VALUES)
+    # Expected values on the scale: (0.6 + 0.4) / 0.8 = 1.25 against 1; (0.2 + 0.6) / 0.4 = 2 against 2.
+    assert scores["rmse"] == pytest.approx(math.sqrt(0.25**2 / 2))
+    assert scores["mae"] == pytest.approx(0.125)
+    assert scores["n"] == 3 and scores["accuracy"] == pytest.approx(2 / 3)  # "Don't know" is still an answer
+    only_off = individual_metrics(probabilities[1:2], answers[1:2], OFF_SCALE_VALUES)
+    assert only_off["rmse"] is None and only_off["mae"] is None
+
+
 # Total variation
 
 def test_total_variation_by_hand():

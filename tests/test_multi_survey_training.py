@@ -170,3 +170,13 @@ def test_resume_continues_a_multi_survey_run_and_refuses_another_list(tmp_path, 
     manifest = train(config, resume=True)
     assert manifest["steps"] == 3 and [r["step"] for r in manifest["loss_curve"]] == [1, 2, 3]
     assert [entry["id"] for entry in manifest["surveys"]] == ["gss2018", "steak-survey"]
+
+
+def test_a_run_saved_before_an_option_existed_still_matches_at_its_old_behaviour():
+    from engine.training.run_folder import same_settings
+
+    current = TrainConfig(out="x").hyperparameters()
+    older = {key: value for key, value in current.items() if key != "max_context"}
+    assert same_settings(older, current)
+    assert not same_settings(older, TrainConfig(out="x", max_context=4).hyperparameters())
+    assert not same_settings({**older, "learning_rate": 1.0}, current) and not same_settings(None, current)

@@ -7,6 +7,7 @@ import torch
 from engine.prompts import answer_token_ids, random_option_order, render_prompt, shown_order
 from engine.scoring import option_token_groups, split_model, tokenize_prompts, batch_option_logprobs
 from engine.surveys.model import Option, Question
+from engine.training.config import TrainConfig
 from engine.training.examples import build_examples, step_batch
 
 FOUR = Question("pet", "Which pet?", "nominal", tuple(Option((str(i),), label, float(i))
@@ -80,9 +81,17 @@ def test_a_step_draws_its_order_from_the_seed_and_the_step_alone(gss):
     question = gss.question(examples[0].question_id)
 
     def order(seed, step):
-        return step_batch(examples, question, "random", None, 16, seed, step).option_order
+        return step_batch(examples, question, TrainConfig(out="x", seed=seed), None, None, step).option_order
 
     assert order(0, 7) == order(0, 7)  # a resumed run sees the same order at the same step
     assert len({order(0, step) for step in range(20)}) == 2
     assert [order(0, step) for step in range(20)] != [order(1, step) for step in range(20)]
-    assert step_batch(examples, question, "fixed", None, 16, 0, 7).option_order is None
+    assert step_batch(examples, question, TrainConfig(out="x", option_order="fixed"), None, None, 7).option_order is None
+
+
+def test_a_reversed_scale_keeps_its_off_scale_options_in_place():
+    options = tuple(Option((str(i),), label, float(i + 1), off_scale=label == "Don't know")
+                    for i, label in enumerate(["Very", "Somewhat", "Not at all", "Don't know"]))
+    question = Question("q", "How likely?", "ordinal", options)
+    orders = {random_option_order(question, np.random.default_rng(seed)) for seed in range(20)}
+    assert orders == {(0, 1, 2, 3), (2, 1, 0, 3)}

@@ -23,6 +23,17 @@ def test_distance_weights_fall_linearly_to_zero_at_the_width():
     assert weights.tolist() == [[1.0, 0.5, 0.0, 0.0], [0.0, 0.5, 1.0, 0.5]]
 
 
+def test_an_off_scale_option_is_near_nothing_but_itself():
+    # positions 1, 2, 3 and "Don't know" (no position); answers 1 (on the scale) and 3 (off it)
+    values = torch.tensor([1.0, 2.0, 3.0, float("nan")])
+    weights = distance_weights(values, torch.tensor([1, 3]), width=2.0)
+    assert weights.tolist() == [[0.5, 1.0, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    logprobs = torch.log(torch.tensor([[0.1, 0.4, 0.2, 0.3], [0.1, 0.4, 0.2, 0.3]]))
+    loss, parts = answer_loss(logprobs, torch.tensor([1, 3]), values, 1.0, 2.0)
+    assert math.isfinite(float(loss))
+    assert parts["numeric"] == pytest.approx((-math.log(0.05 + 0.4 + 0.1) - math.log(0.3)) / 2, rel=1e-5)
+
+
 def test_numeric_loss_on_hand_computed_logits():
     # Options at positions 1, 2, 3 with probabilities 0.2, 0.5, 0.3 over the whole vocabulary
     # except 0.0 left elsewhere; the true answer is option 0 (value 1), width D = 2.

@@ -1,7 +1,9 @@
 """Focus group: build a slice, ask a question, read the simulated answers beside the real ones.
 
-Inputs (slice, question, stimulus) sit in a form; one engine call simulates; the
-temperature slider re-reads the stored logits, so moving it never runs the model.
+Inputs (slice, question, stimulus) sit in a form; one engine call simulates the slice and
+one (cached, the same when the slice is everyone) everyone, whose slice gaps say whether
+the model tells slices apart at all; the temperature slider re-reads the stored logits, so
+moving it never runs the model.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, export, resources, state
+from engine.atomic import finite_json
 from engine.errors import FocusgroupError
-from engine.metrics import effective_sample_size
+from engine.gaps import ALARM
+from engine.metrics import effective_sample_size, expected_values
 from engine.models import unseen_questions
 from engine.slices import describe_slice, normalize_slice, slice_index
+from engine.simulate import GAP_PERSONAS
 from engine.surveys.model import Option, Question
+from engine.twins import AUTO, choose_context, describe_context
 
 SMALL_SLICE = 30
 AB_LABELS = ("A", "B")
@@ -51,8 +57,18 @@ with st.form("ask"):
                              placeholder="How likely would you be to buy a plant-based burger at $6?")
     new_type = st.selectbox("Answer scale", ["ordinal", "nominal"], key="new_type",
                             help="ordinal: options in order (e.g. very likely to very unlikely); nominal: unordered")
+    new_positive = st.selectbox("Favourable end (ordinal)", ["first", "last"], key="new_positive",
+                                help="Which end of the listed options is the top box: usually the first.")
     new_options = st.text_area("Answer options, one per line", key="new_options",
                                value="Very likely\nSomewhat likely\nNot very likely\nNot at all likely")
+    context_choice = st.multiselect(
+        "Twins: each persona also carries its answers to", [AUTO] + question_ids, key=f"context_{survey.id}",
+        placeholder="No context answers (demographics only)",
+        format_func=lambda q: "auto: the questions worded most like this one" if q == AUTO
+        else state.question_labeler(survey)(q),
+        help="A panel knows how each person answered the survey's other questions; a twin shows the model "
+             "those answers before it answers. The asked question is never its own context.")
+    context_k = st.slider("Context answers with auto", 1, 10, 5, key="context_k")
     stimulus = st.text_area("Stimulus (optional): a concept, ad or message shown before the question",
                             key="stimulus_a")
     compare = st.checkbox("A/B test: compare with a second stimulus", key="compare")
@@ -79,16 +95,29 @@ def build_question():
         st.stop()
     try:
         return Question(id="new_question", text=new_text.strip(), type=new_type,
-                        options=tuple(Option((str(i),), label, float(i + 1)) for i, label in enumerate(labels)))
+                        options=tuple(Option((str(i),), label, float(i + 1)) for i, label in enumerate(labels)),
+                        positive=new_positive if new_type == "ordinal" else "first")
+    except FocusgroupError as error:
+        st.error(str(error))
+        st.stop()
+
+
+def build_context(asked) -> tuple[str, ...]:
+    question = survey.question(asked) if isinstance(asked, str) else asked
+    chosen = [AUTO] if AUTO in context_choice else context_choice
+    try:
+        return choose_context(survey, question, chosen, context_k if AUTO in context_choice else None)
     except FocusgroupError as error:
         st.error(str(error))
         st.stop()
 
 
 if submitted:
+    asked = build_question()
     st.session_state[state.SIMULATION] = {
-        "survey": survey.id, "question": build_question(), "filters": filters, "adapter": adapter,
+        "survey": survey.id, "question": asked, "filters": filters, "adapter": adapter,
         "stimuli": [stimulus.strip() or None] + ([stimulus_b.strip() or None] if compare else []),
+        "context": build_context(asked),
     }
 request = st.session_state.get(state.SIMULATION)
 if not request or request["survey"] != survey.id:
@@ -104,9 +133,11 @@ try:
             share = (position + done / max(total, 1)) / len(request["stimuli"])
             bar.progress(min(share, 1.0), text=f"Simulating personas... {done}/{total}")
 
+        # Stimulus A brings the slice gaps: everyone answering too (the same pass when the slice is everyone).
         results.append(resources.run_simulation(request["survey"], request["question"], request["filters"], text,
                                                 request["adapter"], progress=report,
-                                                with_baselines=position == 0))
+                                                with_baselines=position == 0, gaps=position == 0,
+                                                context=request.get("context", ())))
 except FocusgroupError as error:
     bar.empty()
     st.error(str(error))
@@ -120,8 +151,9 @@ temperature = st.slider("Temperature", 0.0, 2.0, key=state.TEMPERATURE, step=0.0
                         help="0: each persona gives its most likely answer. 1: the model's own distribution. "
                              "Higher: flatter. Moving it never re-runs the model.")
 snapshot = simulation.at(temperature)
+gaps = snapshot.gaps
 subtitle = (f"{survey.title} · {describe_slice(request['filters'])} · n = {simulation.n_personas} personas"
-            f" · {model_label} · T = {temperature:g}")
+            f" · {model_label} · T = {temperature:g} · {describe_context(simulation.context)}")
 band = None
 if simulation.real is not None:
     answered = simulation.answers != -1
@@ -149,6 +181,8 @@ else:
         reason = ("was held out of this adapter's training" if held_out
                   else "is not among the answers this model was trained on")
         st.info(f"**{question.id} {reason}.** {UNSEEN_ADVICE}")
+if gaps.alarm:
+    st.warning(ALARM)
 
 # -- metrics ------------------------------------------------------------------------------
 if simulation.real is not None:
@@ -174,14 +208,49 @@ if simulation.real is not None:
                "fitted on everyone else.")
 
 if question.is_scale:
-    values = question.values
-    top_two = question.labels[:2]
-    decisions = {"measure": [f"Top-2 box ({' + '.join(top_two)})", "Mean score (1 = first option)"],
-                 "simulated": [snapshot.simulated[:2].sum(), float(snapshot.simulated @ values)]}
+    # The top two boxes from the favourable end, on the scale; means leave off-scale answers out.
+    on_scale = np.flatnonzero(question.on_scale)
+    top_two = (on_scale[:2] if question.positive == "first" else on_scale[::-1][:2]).tolist()
+    off_scale = np.flatnonzero(~question.on_scale).tolist()
+    first = question.labels[on_scale[0]]
+    measures = [f"Top box ({question.labels[top_two[0]]})",
+                f"Top-2 box ({' + '.join(question.labels[i] for i in top_two)})", f"Mean score (1 = {first})"]
+    measures += [f"Off-scale ({', '.join(question.off_scale_labels)})"] if off_scale else []
+
+    def decision_numbers(distribution):
+        numbers = [distribution[top_two[0]], distribution[top_two].sum(),
+                   float(expected_values(distribution, question.values))]
+        return numbers + ([distribution[off_scale].sum()] if off_scale else [])
+
+    decisions = {"measure": measures, "simulated": decision_numbers(snapshot.simulated)}
     if simulation.real is not None:
-        decisions["real"] = [simulation.real[:2].sum(), float(simulation.real @ values)]
+        decisions["real"] = decision_numbers(simulation.real)
     st.dataframe(pd.DataFrame(decisions), hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("simulated", "real")})
+
+# -- do slices differ? ---------------------------------------------------------------------
+st.subheader("Do slices differ?")
+table = gaps.primary
+if not table.rows:
+    st.info(f"No single-field slice has {gaps.min_slice} respondents to compare.")
+else:
+    gap_rows = pd.DataFrame([{"field": row.field, "slice": row.value, **({"option": row.option} if row.option else {}),
+                              "n": row.n, "simulated gap": row.simulated, "real gap": row.real,
+                              "logistic gap": row.logistic} for row in table.rows]).dropna(axis=1, how="all")
+    st.dataframe(gap_rows, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%+.3f") for c in ("simulated gap", "real gap", "logistic gap")})
+    measure = {"top_box": f"top-box share ({gaps.positive})", "share": "option shares"}[table.measure]
+    if table.real_sd is not None:
+        correlation = "undefined" if table.correlation is None else f"{table.correlation:.2f}"
+        spread = "-" if table.spread_ratio is None else f"{table.spread_ratio:.2f}"
+        st.markdown(f"**Gap = a slice's {measure} minus everyone's.** Simulated against real gaps: correlation "
+                    f"r = {correlation}, spread ratio = {spread} (1: the simulated slices differ as much as the "
+                    "real ones; near 0: the model answers them alike).")
+    else:
+        st.markdown(f"**Gap = a slice's {measure} minus everyone's.** No real answers: the simulated gaps' spread "
+                    f"is read against {gaps.reference}.")
+    st.caption(f"Everyone in the survey (a seeded draw of {GAP_PERSONAS:,} from a larger one) simulated once "
+               f"(T = {temperature:g}); slices of at least {gaps.min_slice} respondents. The logistic baseline predicts each respondent from demographics, out of fold.")
 
 # -- A/B ----------------------------------------------------------------------------------
 charts_for_export = [export.Chart("distribution", figure, frame)]
@@ -205,10 +274,12 @@ manifest = {
     "slice": {k: list(v) for k, v in request["filters"].items()}, "slice_description": describe_slice(request["filters"]),
     "n_personas": simulation.n_personas, "n_real": simulation.n_real,
     "question": question.id, "question_text": question.text, "options": question.labels,
-    "stimuli": request["stimuli"], "model": model_label, "adapter": request["adapter"],
+    "stimuli": request["stimuli"], "context": list(simulation.context), "model": model_label,
+    "adapter": request["adapter"],
     "model_fingerprint": resources.model(resources.base_model(), request["adapter"]).fingerprint,
     "temperature": temperature, "seed": simulation.seed,
     "metrics": snapshot.metrics, "noise_floor": simulation.noise, "baselines": snapshot.baselines,
+    "gaps": finite_json(gaps.to_dict()),
     "simulated": dict(zip(question.labels, snapshot.simulated.round(6).tolist())),
     "real": None if simulation.real is None else dict(zip(question.labels, simulation.real.round(6).tolist())),
     "date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -1,5 +1,6 @@
 """Scoreboard: where to trust the model (distance / noise floor over questions x slices),
-and the temperature trade-off between population and individual fidelity."""
+whether it tells slices apart at all (slice gaps against the real ones), and the
+temperature trade-off between population and individual fidelity."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dashboard import charts, export, resources, state
 from engine.baselines import best_classical
 from engine.errors import FocusgroupError
 from engine.evaluate import coverage_summary
+from engine.gaps import ALARM
 from engine.models import unseen_questions
 
 TEMPERATURES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -93,6 +95,29 @@ st.caption("Mean Jensen-Shannon distance over question x slice pairs, T = 1. **W
            "the question's own train answers (the marginal gives everyone the overall shares; the best "
            "classical model uses the demographics). On questions the model never saw, beating the first is the "
            "claim to make; the second is the bar a model that saw the answers would have to reach.")
+
+st.subheader("Do slices differ?")
+gap_rows = []
+for question in result["questions"]:
+    report = question.get("gaps")
+    if report is None:
+        continue
+    summary = report["tables"][report["measure"]]["summary"]
+    gap_rows.append({"question": question["id"], "measure": report["measure"].replace("_", " "),
+                     "gap r": summary["correlation"], "spread ratio": summary["spread_ratio"],
+                     "logistic gap r": summary["logistic_correlation"],
+                     "logistic spread ratio": summary["logistic_spread_ratio"],
+                     "barely distinguishes slices": report["alarm"]})
+    if report["alarm"]:
+        st.warning(f"**{question['id']}**: {ALARM}")
+if gap_rows:
+    st.dataframe(pd.DataFrame(gap_rows), hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.2f")
+        for c in ("gap r", "spread ratio", "logistic gap r", "logistic spread ratio")})
+st.caption("Gap: a slice's top-box share (or option shares) minus the whole test split's, for every single-field "
+           "slice. Gap r: correlation of simulated with real gaps (blank: undefined, e.g. the model answers every "
+           "slice alike). Spread ratio: SD of simulated gaps over SD of real gaps; 1 is as varied as the real "
+           "slices, under 0.25 raises the warning.")
 
 st.subheader("Temperature trade-off")
 frame = pd.DataFrame(curve)

@@ -4,6 +4,11 @@ A `Survey` holds one row per respondent. Demographic fields are ordered pandas
 categoricals whose categories are readable labels ("30-44", "Strong democrat"); answers
 are option indices (0..k-1, -1 for missing) so that metrics and models work on plain
 integer arrays. Loaders (`engine.surveys.spec`) build it; nothing here reads files.
+
+A scale question (ordinal or numeric) says which end of its listed options is favourable
+(`positive`, the "top box") and may hold off-scale options ("Don't know", "I do not expect
+to buy a car"): those keep their share of the answers but have no position on the scale
+(their value is NaN), so means, Wasserstein distances and RMSE leave them out.
 """
 
 from __future__ import annotations
@@ -19,27 +24,50 @@ from engine.errors import FocusgroupError
 
 QuestionType = Literal["ordinal", "nominal", "numeric"]
 QUESTION_TYPES = ("ordinal", "nominal", "numeric")
+POSITIVE_ENDS = ("first", "last")
+DEFAULT_POSITIVE = "first"  # why: see `Question`
+# One NaN object for every off-scale value: NaN != NaN, but tuples compare items by identity
+# first, so two equal questions with off-scale options still compare (and hash) equal.
+OFF_SCALE_VALUE = float("nan")
 MISSING = -1
 
 
 @dataclass(frozen=True)
 class Option:
     """One answer option: the codes that stand for it in the data, a readable label, and
-    its position on the scale (1..k for ordinal options, the number itself for numeric)."""
+    its position on the scale (1..m over the on-scale options of an ordinal question, the
+    number itself for numeric). An off-scale option ("Don't know") has no position: its
+    value is NaN whatever was passed."""
 
     codes: tuple[str, ...]
     label: str
     value: float
+    off_scale: bool = False
+
+    def __post_init__(self):
+        if self.off_scale:
+            object.__setattr__(self, "value", OFF_SCALE_VALUE)
 
 
 @dataclass(frozen=True)
 class Question:
-    """A survey question with its exact wording and ordered options."""
+    """A survey question with its exact wording and ordered options.
+
+    `positive` names the favourable end of a scale question's listed options, "first" or
+    "last"; the top box is the on-scale option at that end. The default is "first"
+    (DEFAULT_POSITIVE): questionnaires usually list the favourable answer first (the GSS
+    spending items' "Too little", non-voters' "Very important" and "Strongly agree", the
+    dashboard's new product questions' "Very likely"), and the dashboard's top-2 box has
+    always counted from the first option; scales listed the other way round (food-world-
+    cup's "1 - I hate it" .. "5 - I love it") say `positive = "last"` in their spec.
+    Nominal questions have no ends and no off-scale options.
+    """
 
     id: str
     text: str
     type: QuestionType
     options: tuple[Option, ...]
+    positive: str = DEFAULT_POSITIVE
 
     def __post_init__(self):
         if self.type not in QUESTION_TYPES:
@@ -51,6 +79,22 @@ class Question:
         labels = [option.label for option in self.options]
         if len(set(labels)) != len(labels):
             raise FocusgroupError(f"Question {self.id!r} repeats an option label: {labels}.")
+        if self.positive not in POSITIVE_ENDS:
+            raise FocusgroupError(
+                f"Question {self.id!r} has positive = {self.positive!r}; use \"first\" or \"last\" (the end of "
+                "the listed options that is favourable)."
+            )
+        off_scale = [option.label for option in self.options if option.off_scale]
+        if off_scale and not self.is_scale:
+            raise FocusgroupError(
+                f"Question {self.id!r} is nominal, so it has no scale to keep {off_scale[0]!r} off; remove "
+                "`off_scale` or make the question ordinal."
+            )
+        if self.is_scale and len(self.options) - len(off_scale) < 2:
+            raise FocusgroupError(
+                f"Question {self.id!r} has {len(self.options) - len(off_scale)} option(s) on its scale; at least "
+                "two must not be off-scale."
+            )
 
     @property
     def labels(self) -> list[str]:
@@ -58,7 +102,25 @@ class Question:
 
     @property
     def values(self) -> np.ndarray:
+        """Each option's position on the scale, NaN for off-scale options."""
         return np.array([option.value for option in self.options], dtype=float)
+
+    @property
+    def on_scale(self) -> np.ndarray:
+        """True for the options that have a position on the scale (all of a nominal question's)."""
+        return np.array([not option.off_scale for option in self.options])
+
+    @property
+    def off_scale_labels(self) -> list[str]:
+        return [option.label for option in self.options if option.off_scale]
+
+    @property
+    def positive_index(self) -> int | None:
+        """The top box: the on-scale option at the `positive` end (None for nominal questions)."""
+        if not self.is_scale:
+            return None
+        positions = np.flatnonzero(self.on_scale)
+        return int(positions[0] if self.positive == "first" else positions[-1])
 
     @property
     def is_scale(self) -> bool:

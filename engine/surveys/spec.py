@@ -27,6 +27,11 @@ the scale type and which codes mean "no answer". The format, with every key:
     # options = [{code = "1", label = "Strongly agree"}, ...]  # coded data
     # options = [{codes = ["1", "2"], label = "Under $20,000"}, ...]  # several codes, one label
     # numeric options may carry `value = 3.5`; ordinal ones default to 1..k
+    # {code = "8", label = "Don't know", off_scale = true}  # kept off the scale (ordinal, numeric):
+    #                                 # its share is shown, but it has no position, and means,
+    #                                 # Wasserstein and RMSE leave it out
+    positive = "first"                # ordinal, numeric: the favourable end of the listed options,
+                                      # "first" (default) or "last"; the top box is the option there
 
     [[fields]]                        # demographics, in persona order
     name = "age"
@@ -40,6 +45,7 @@ the scale type and which codes mean "no answer". The format, with every key:
     column = 4
     text = "How do you like your steak prepared?"
     scale = "doneness"                # or `type` and `options` inline
+    # positive = "last"               # overrides the scale's `positive`
     missing = ["Prefer not to say"]   # extra missing codes for this column (also in scales, fields)
 
     [held_out]                        # named sets of questions never used in training
@@ -62,7 +68,6 @@ from __future__ import annotations
 
 import codecs
 import io
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,23 +76,24 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import FocusgroupError, one_line
-from engine.surveys.model import MISSING, QUESTION_TYPES, DemographicField, Option, Question, Survey
+from engine.surveys.model import (
+    DEFAULT_POSITIVE, MISSING, POSITIVE_ENDS, QUESTION_TYPES, DemographicField, Option, Question, Survey,
+)
 from engine.surveys.rdata import read_rdataset
 from engine.surveys.spec_checks import (
-    MAX_SHOWN, REQUIRED, SpecTables, check_survey_id, normalize_code, parse_spec, shown,
+    MAX_SHOWN, REQUIRED, SpecTables, check_survey_id, normalize_code, parse_spec, resolve_data_file, shown,
 )
 
 MAX_OPTIONS = 26
 MAX_HEADER_ROWS = 100
-TRUST_PATHS_VARIABLE = "FOCUSGROUP_TRUST_SPEC_PATHS"
 RDATASET_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
 TOP_KEYS = ("id", "title", "description", "source", "license", "data", "scales", "fields", "questions", "held_out")
 DATA_KEYS = ("file", "rdataset", "header_rows", "delimiter", "respondent_id", "weight", "missing")
-SCALE_KEYS = ("type", "options", "missing")
+SCALE_KEYS = ("type", "options", "missing", "positive")
 FIELD_KEYS = ("name", "label", "column", "options", "bins", "scale", "type", "missing")
-QUESTION_KEYS = ("id", "text", "column", "options", "scale", "type", "missing")
-OPTION_KEYS = ("code", "codes", "label", "value")
+QUESTION_KEYS = ("id", "text", "column", "options", "scale", "type", "missing", "positive")
+OPTION_KEYS = ("code", "codes", "label", "value", "off_scale")
 # Byte-order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
 BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -133,6 +139,7 @@ class ColumnSpec:
     options: tuple[Option, ...]
     missing: frozenset[str]
     bins: tuple[int, ...] = ()
+    positive: str = DEFAULT_POSITIVE
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,9 @@ class SpecReader(SpecTables):
         column = self.column_reference(entry, "column", context)
         if "bins" not in entry:
             kind, options, missing = self.option_set({"type": "nominal", **entry}, context)
+            if any(option.off_scale for option in options):
+                raise self.fail(f"{context}: `off_scale` marks answer options of questions; remove it from the "
+                                "field's values.")
             return ColumnSpec(name, label, context, column, kind, options, missing)
         if any(key in entry for key in ("options", "scale", "type")):
             raise self.fail(f"{context}: give either `bins` or `options`/`scale`, not both.")
@@ -230,13 +240,28 @@ class SpecReader(SpecTables):
         context = f"question {shown(question_id)}"
         text = self.string(entry, "text", context)
         column = self.column_reference(entry, "column", context, question_id)
+        entry = self.with_scale(entry, context)
         kind, options, missing = self.option_set(entry, context)
         if len(options) < 2:
             raise self.fail(f"{context} needs at least two answer options.")
-        return ColumnSpec(question_id, text, context, column, kind, options, missing)
+        return ColumnSpec(question_id, text, context, column, kind, options, missing,
+                          positive=self.scale_direction(entry, kind, options, context))
 
-    def option_set(self, entry: dict, context: str) -> tuple[str, tuple[Option, ...], frozenset[str]]:
-        """The entry's type, options and missing codes, its named scale filling the gaps."""
+    def scale_direction(self, entry: dict, kind: str, options: tuple[Option, ...], context: str) -> str:
+        """The checked `positive` end; a nominal question has no ends and nothing off its scale."""
+        off_scale = [option.label for option in options if option.off_scale]
+        if kind == "nominal" and ("positive" in entry or off_scale):
+            key = "positive" if "positive" in entry else "off_scale"
+            raise self.fail(f"{context} is nominal, so `{key}` means nothing for it (its options have no order); "
+                            'remove the key or set type = "ordinal".')
+        if len(options) - len(off_scale) < 2:
+            raise self.fail(f"{context}: only {len(options) - len(off_scale)} option(s) are on the scale; at least "
+                            "two must not be marked `off_scale = true`.")
+        return self.choice(entry, "positive", context, POSITIVE_ENDS, DEFAULT_POSITIVE,
+                           " (the end of the listed options that is favourable, the top box)")
+
+    def with_scale(self, entry: dict, context: str) -> dict:
+        """The entry with its named scale's keys filling the gaps (the entry's own win)."""
         if "scale" in entry:
             name = self.string(entry, "scale", context)
             scales = self.table(self.spec, "scales", "the spec", {})
@@ -245,6 +270,11 @@ class SpecReader(SpecTables):
             scale = self.table(scales, name, "[scales]")
             self.known_keys(scale, SCALE_KEYS, f"[scales.{one_line(name, MAX_SHOWN)}]")
             entry = {**scale, **{key: value for key, value in entry.items() if key != "scale"}}
+        return entry
+
+    def option_set(self, entry: dict, context: str) -> tuple[str, tuple[Option, ...], frozenset[str]]:
+        """The entry's type, options and missing codes, its named scale filling the gaps."""
+        entry = self.with_scale(entry, context)
         kind = self.string(entry, "type", context, "nominal")
         if kind not in QUESTION_TYPES:
             raise self.wrong(context, "type", f"one of {', '.join(QUESTION_TYPES)}", kind)
@@ -256,16 +286,19 @@ class SpecReader(SpecTables):
             raise self.wrong(context, "options", "a non-empty array", entries)
         if len(entries) > MAX_OPTIONS:
             raise self.fail(f"{context} has {len(entries)} options; at most {MAX_OPTIONS} can be asked (A-Z).")
-        options = tuple(self.option(entry, position, kind, f"{context} option {position + 1}")
-                        for position, entry in enumerate(entries))
+        options, rank = [], 0  # ordinal positions count only the options on the scale
+        for position, entry in enumerate(entries):
+            options.append(self.option(entry, rank, kind, f"{context} option {position + 1}"))
+            rank += not options[-1].off_scale
         labels = [option.label for option in options]
         repeated = next((label for label in labels if labels.count(label) > 1), None)
         if repeated is not None:
             raise self.fail(f"{context} repeats the option label {shown(repeated)}.")
-        return options
+        return tuple(options)
 
-    def option(self, entry, position: int, kind: str, context: str) -> Option:
-        """One option: a bare code (its own label) or a table with code(s), label and value."""
+    def option(self, entry, rank: int, kind: str, context: str) -> Option:
+        """One option: a bare code (its own label) or a table with code(s), label, value and
+        off_scale; `rank` on-scale options come before it."""
         if isinstance(entry, dict):
             self.known_keys(entry, OPTION_KEYS, context)
             if "codes" in entry:
@@ -275,15 +308,20 @@ class SpecReader(SpecTables):
             else:
                 codes = (self.code(self.value(entry, "code", context, REQUIRED), context, "code"),)
             label, value = self.string(entry, "label", context, codes[0]), self.number(entry, "value", context)
+            off_scale = self.boolean(entry, "off_scale", context, False)
         else:
             codes = (self.code(entry, context, "options"),)
-            label, value = str(entry).strip(), None
+            label, value, off_scale = str(entry).strip(), None, False
+        if off_scale:
+            if value is not None:
+                raise self.fail(f"{context}: an `off_scale` option has no place on the scale; remove its `value`.")
+            return Option(codes=codes, label=label, value=float("nan"), off_scale=True)
         if value is None and kind == "numeric":
             try:
                 value = float(codes[0])
             except ValueError:
                 raise self.fail(f"{context}: numeric option {shown(codes[0])} needs a `value`.") from None
-        return Option(codes=codes, label=label, value=float(position + 1 if value is None else value))
+        return Option(codes=codes, label=label, value=float(rank + 1 if value is None else value))
 
     def missing_codes(self, entry: dict, options: tuple[Option, ...], context: str) -> frozenset[str]:
         """File-wide missing codes plus the entry's own; none may also be an option code."""
@@ -408,7 +446,8 @@ class SpecReader(SpecTables):
                                          values=tuple(demographics[field.name].categories))
                          for field in spec.fields),
             questions=tuple(Question(id=question.name, text=question.label, type=question.type,
-                                     options=question.options) for question in spec.questions),
+                                     options=question.options, positive=question.positive)
+                            for question in spec.questions),
             demographics=pd.DataFrame(demographics, index=index),
             answers=pd.DataFrame(answers, index=index),
             weights=self.weights(frame, spec.data, index),
@@ -466,39 +505,6 @@ class SpecReader(SpecTables):
 def normalize_header(header) -> str:
     """Header text as matched against a spec's `column`: whitespace runs count as one space."""
     return " ".join(str(header).split()) if isinstance(header, str) else ""
-
-
-def trusts_spec_paths() -> bool:
-    """FOCUSGROUP_TRUST_SPEC_PATHS=1: the user vouches for their specs' absolute or `..` paths."""
-    return os.environ.get(TRUST_PATHS_VARIABLE, "").strip() == "1"
-
-
-def resolve_data_file(spec_path: Path, file: str, data_dir: Path | None, where: str | None = None) -> Path | None:
-    """Where a spec's data file is: under the data directory, else beside the spec; None if absent.
-
-    A spec may come from someone else, so its `file` may not leave those two folders: an
-    absolute path, a `..` or a link out of them is refused (FocusgroupError) before anything
-    is read, unless FOCUSGROUP_TRUST_SPEC_PATHS=1."""
-    candidate = Path(file)
-    trusted = trusts_spec_paths()
-    if not trusted and (candidate.is_absolute() or ".." in candidate.parts):
-        raise FocusgroupError(
-            f"{where or spec_path}: [data] `file` {shown(file)} leaves the data directory and the spec's folder; "
-            f"give a path inside them, or set {TRUST_PATHS_VARIABLE}=1 for a trusted spec."
-        )
-    if candidate.is_absolute():
-        return candidate if candidate.is_file() else None
-    roots = ([data_dir] if data_dir is not None else []) + [spec_path.parent]
-    places = [(root, root / candidate) for root in roots] + [(spec_path.parent, spec_path.parent / candidate.name)]
-    for root, place in places:
-        if place.is_file():
-            if not trusted and not place.resolve().is_relative_to(Path(root).resolve()):
-                raise FocusgroupError(
-                    f"{where or spec_path}: [data] `file` {shown(file)} links out of its folder; "
-                    f"copy the file in, or set {TRUST_PATHS_VARIABLE}=1 for a trusted spec."
-                )
-            return place
-    return None
 
 
 def band_numbers(raw: pd.Series, bins: list[int]) -> tuple[pd.Series, list[str]]:

@@ -2,6 +2,7 @@
 through one of `SpecTables`' readers, which checks its type and names the spec file, the
 table and the key when it is wrong. Messages echo values capped to a readable length and
 on one line, so a 10 MB cell or a multi-line library message never floods a terminal.
+`resolve_data_file` checks the one key that names a path: `file` stays inside its folders.
 
     from engine.surveys.spec_checks import SpecTables
     SpecTables("my.toml").integer({"header_rows": "2"}, "header_rows", "[data]", 1, 1, 100)  # raises
@@ -10,8 +11,10 @@ on one line, so a 10 MB cell or a multi-line library message never floods a term
 from __future__ import annotations
 
 import math
+import os
 import re
 import tomllib
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +23,7 @@ from engine.errors import FocusgroupError, capped, one_line
 MAX_SHOWN = 60
 SURVEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 REQUIRED = object()
+TRUST_PATHS_VARIABLE = "FOCUSGROUP_TRUST_SPEC_PATHS"
 
 
 def shown(value) -> str:
@@ -118,6 +122,21 @@ class SpecTables:
             raise self.wrong(context, key, "a number", found)
         return float(found)
 
+    def boolean(self, table: dict, key: str, context: str, default: bool) -> bool:
+        found = self.value(table, key, context, default)
+        if not isinstance(found, bool):
+            raise self.wrong(context, key, "true or false (TOML booleans, unquoted)", found)
+        return found
+
+    def choice(self, table: dict, key: str, context: str, allowed: tuple[str, ...], default: str,
+               meaning: str = "") -> str:
+        """One of `allowed` strings; `meaning` says what the key is for in the message."""
+        found = self.value(table, key, context, default)
+        if found not in allowed:
+            expected = " or ".join(f'"{item}"' for item in allowed)
+            raise self.wrong(context, key, f"{expected}{meaning}", found)
+        return found
+
     def code(self, found, context: str, key: str) -> str:
         """A data code: a string or a number, never a boolean or an array."""
         if isinstance(found, bool) or not isinstance(found, (str, int, float)):
@@ -146,3 +165,36 @@ class SpecTables:
         if not whole or not found or any(low >= high for low, high in zip(found, found[1:])):
             raise self.wrong(context, "bins", "a non-empty array of increasing whole numbers", found)
         return tuple(found)
+
+
+def trusts_spec_paths() -> bool:
+    """FOCUSGROUP_TRUST_SPEC_PATHS=1: the user vouches for their specs' absolute or `..` paths."""
+    return os.environ.get(TRUST_PATHS_VARIABLE, "").strip() == "1"
+
+
+def resolve_data_file(spec_path: Path, file: str, data_dir: Path | None, where: str | None = None) -> Path | None:
+    """Where a spec's data file is: under the data directory, else beside the spec; None if absent.
+
+    A spec may come from someone else, so its `file` may not leave those two folders: an
+    absolute path, a `..` or a link out of them is refused (FocusgroupError) before anything
+    is read, unless FOCUSGROUP_TRUST_SPEC_PATHS=1."""
+    candidate = Path(file)
+    trusted = trusts_spec_paths()
+    if not trusted and (candidate.is_absolute() or ".." in candidate.parts):
+        raise FocusgroupError(
+            f"{where or spec_path}: [data] `file` {shown(file)} leaves the data directory and the spec's folder; "
+            f"give a path inside them, or set {TRUST_PATHS_VARIABLE}=1 for a trusted spec."
+        )
+    if candidate.is_absolute():
+        return candidate if candidate.is_file() else None
+    roots = ([data_dir] if data_dir is not None else []) + [spec_path.parent]
+    places = [(root, root / candidate) for root in roots] + [(spec_path.parent, spec_path.parent / candidate.name)]
+    for root, place in places:
+        if place.is_file():
+            if not trusted and not place.resolve().is_relative_to(Path(root).resolve()):
+                raise FocusgroupError(
+                    f"{where or spec_path}: [data] `file` {shown(file)} links out of its folder; "
+                    f"copy the file in, or set {TRUST_PATHS_VARIABLE}=1 for a trusted spec."
+                )
+            return place
+    return None

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from engine.errors import FocusgroupError
+from engine.twins import MAX_CONTEXT
 from engine.validation import check_finite, check_seed
 
 METHODS = ("lora", "qlora")
@@ -53,6 +54,9 @@ class TrainConfig:
         their mean predicted distribution) (`engine.training.distribution`); 0 is off.
     slice_personas, min_slice_respondents: how many personas a slice batch scores; the
         smallest slice (train respondents who answered) used as a target.
+    max_context: each training example's persona carries K of the respondent's answers to
+        other questions, K drawn from 0 to this (`engine.twins.TrainingContexts`), so the
+        adapter serves twins and plain personas; 0 = plain personas only. Validation stays plain.
     option_order: "random" shows each training batch's options in a drawn order (nominal:
         any permutation; ordinal and numeric: the scale reversed half the time), so the model
         cannot learn letter positions; "fixed" shows them as the survey lists them.
@@ -88,6 +92,7 @@ class TrainConfig:
     slice_personas: int = 16
     min_slice_respondents: int = 30
     option_order: str = "random"
+    max_context: int = 0
     held_out_questions: tuple[str, ...] | None = None
     max_examples: int | None = None
     max_examples_per_question: int | None = None
@@ -126,6 +131,7 @@ class TrainConfig:
             (self.slice_personas > 0, "--slice-personas must be positive"),
             (self.min_slice_respondents > 0, "--min-slice-respondents must be positive"),
             (self.option_order in OPTION_ORDERS, "--option-order must be random or fixed"),
+            (0 <= self.max_context <= MAX_CONTEXT, f"--max-context must be between 0 and {MAX_CONTEXT}"),
             (self.max_examples is None or self.max_examples > 0, "--max-examples must be positive"),
             (self.max_examples_per_question is None or self.max_examples_per_question > 0,
              "--max-examples-per-question must be positive"),

@@ -9,6 +9,7 @@ slice's personas for the distribution term (`engine.training.distribution`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,20 +114,37 @@ def make_batches(examples: list[Example], batch_size: int, rng: np.random.Genera
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def step_batch(examples: list[Example], question, option_order: str, slices, slice_personas: int,
-               seed: int, step: int, rank: int = 0) -> Batch:
+def step_batch(examples: list[Example], question, config, slices, contexts, step: int, rank: int = 0) -> Batch:
     """The batch of training step `step` (0-based) on process `rank`: its examples, the order
-    its options are shown in, and a slice of its question (`slices`, a
-    `engine.training.distribution.SliceTargets`, or None when the distribution term is off).
+    its options are shown in, a slice of its question (`slices`, a
+    `engine.training.distribution.SliceTargets`, or None when the distribution term is off),
+    and each example's persona as a twin (`contexts`, a `engine.twins.TrainingContexts`, or
+    None when `config.max_context` is 0).
 
     The batch shares one prompt prefix, which holds the question and its options, so the
-    order is drawn once per batch, not per example; it and the slice are drawn from a
-    generator seeded by (seed, step, rank), so a resumed run shows every step the order and
-    the slice it would have had, whatever ran before. `option_order` "fixed" shows the
-    survey's order.
+    order is drawn once per batch, not per example; it, the slice and the context answers are
+    drawn from a generator seeded by (seed, step, rank), in that order, so a resumed run
+    shows every step what it would have had, whatever ran before, and a run without context
+    draws what it always drew. `config.option_order` "fixed" shows the survey's order.
     """
-    rng = np.random.default_rng((seed, step, rank))
-    order = random_option_order(question, rng) if option_order == "random" else None
+    rng = np.random.default_rng((config.seed, step, rank))
+    order = random_option_order(question, rng) if config.option_order == "random" else None
     drawn = None if slices is None else slices.draw(examples[0].survey_id, examples[0].question_id,
-                                                       slice_personas, rng)
+                                                       config.slice_personas, rng)
+    if contexts is not None:
+        twins = contexts.personas(examples[0].survey_id, [e.respondent for e in examples],
+                                  [e.persona for e in examples], question, rng)
+        examples = [dataclasses.replace(example, persona=twin) for example, twin in zip(examples, twins)]
     return Batch(tuple(examples), order, drawn)
+
+
+def batch_sources(config, surveys: dict, held_out: dict):
+    """What `step_batch` draws from besides the examples: (slices, contexts), each None
+    when its option is off (`distribution_loss_weight`, `max_context`)."""
+    from engine.training.distribution import SliceTargets
+    from engine.twins import TrainingContexts
+
+    slices = SliceTargets(surveys, held_out, config.split_seed, config.min_slice_respondents) \
+        if config.distribution_loss_weight > 0 else None
+    contexts = TrainingContexts(surveys, held_out, config.max_context) if config.max_context > 0 else None
+    return slices, contexts

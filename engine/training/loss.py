@@ -6,7 +6,8 @@ For one example with k options, let
             (`engine.scoring.batch_option_logprobs`), t the true option,
     p_j   = softmax(a)_j, the answer distribution among the options,
     v_j   = the options' scale positions, D > 0 the width,
-    w_j   = max(0, 1 - |v_j - v_t| / D), 1 at the true answer, 0 at distance D and beyond.
+    w_j   = max(0, 1 - |v_j - v_t| / D), 1 at the true answer, 0 at distance D and beyond
+            (and 0 for an off-scale option, which has no position, unless it is the answer).
 
 Then
 
@@ -26,11 +27,14 @@ import torch
 
 
 def distance_weights(values: torch.Tensor, targets: torch.Tensor, width: float) -> torch.Tensor:
-    """w[i, j] = max(0, 1 - |v_j - v_{t_i}| / width), shape [batch, k]."""
+    """w[i, j] = max(0, 1 - |v_j - v_{t_i}| / width), shape [batch, k]. An off-scale option
+    (value NaN, "Don't know") is near nothing but itself: w = 1 at the true answer, else 0."""
     if width <= 0:
         raise ValueError("the numeric loss width must be positive")
     distance = (values[None, :] - values[targets][:, None]).abs()
-    return (1.0 - distance / width).clamp(min=0.0)
+    weights = torch.nan_to_num((1.0 - distance / width).clamp(min=0.0), nan=0.0)
+    weights[torch.arange(len(targets)), targets] = 1.0
+    return weights
 
 
 def answer_loss(

@@ -84,12 +84,12 @@ def check_output_folder(out: Path, config: TrainConfig, resume: bool) -> dict | 
     manifest = out / MANIFEST
     if manifest.is_file():
         previous = read_json(manifest)
-        if not isinstance(previous, dict) or previous.get("hyperparameters") != config.hyperparameters():
+        if not isinstance(previous, dict) or not same_settings(previous.get("hyperparameters"), config.hyperparameters()):
             raise FocusgroupError(f"{out} already holds a different trained adapter; choose another --out.")
         raise FocusgroupError(f"{out} already holds this finished run; choose another --out to train again.")
     if (out / CHECKPOINT).is_dir():
         saved = read_run_state(out / CHECKPOINT)
-        if saved["hyperparameters"] != config.hyperparameters():
+        if not same_settings(saved["hyperparameters"], config.hyperparameters()):
             raise FocusgroupError(f"{out} holds an unfinished run with other settings; choose another --out.")
         if not resume:
             raise FocusgroupError(f"{out} holds an unfinished run; pass --resume to continue it.")
@@ -99,10 +99,21 @@ def check_output_folder(out: Path, config: TrainConfig, resume: bool) -> dict | 
     return None
 
 
+# Options added after a run folder may have been written, with the value a run without them had.
+LATER_OPTIONS = {"max_context": 0}
+
+
+def same_settings(saved, current: dict) -> bool:
+    """Whether a run folder's saved hyperparameters are `current`'s: an option newer than the
+    folder counts as its old behaviour (LATER_OPTIONS), so an older run still resumes."""
+    return isinstance(saved, dict) and {**LATER_OPTIONS, **saved} == {**LATER_OPTIONS, **current}
+
+
 def finished_run(folder: Path, hyperparameters: dict) -> dict | None:
     """The manifest of a finished run of these settings in `folder`, or None."""
     manifest = read_json(folder / MANIFEST)
-    return manifest if isinstance(manifest, dict) and manifest.get("hyperparameters") == hyperparameters else None
+    return manifest if isinstance(manifest, dict) and same_settings(manifest.get("hyperparameters"),
+                                                                   hyperparameters) else None
 
 
 def recover_run(out: Path, hyperparameters: dict) -> None:

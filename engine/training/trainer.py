@@ -53,8 +53,8 @@ from engine.scoring import (
     tokenize_prompts,
 )
 from engine.training.config import TrainConfig
-from engine.training.distribution import SliceTargets, step_loss
-from engine.training.examples import Batch, make_batches, step_batch
+from engine.training.distribution import step_loss
+from engine.training.examples import Batch, batch_sources, make_batches, step_batch
 from engine.training.mixture import load_training_data, resolve_surveys
 from engine.training.run_folder import (
     CHECKPOINT,
@@ -298,8 +298,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     rng = np.random.default_rng(config.seed)
     data = load_training_data(config, rng, np.random.default_rng(config.seed + 1))
     train_examples, surveys = data.train_examples, data.surveys
-    slices = SliceTargets(surveys, data.held_out, config.split_seed, config.min_slice_respondents) \
-        if config.distribution_loss_weight > 0 else None
+    slices, contexts = batch_sources(config, surveys, data.held_out)
     validation_batches = [Batch(tuple(batch)) for batch in
                           make_batches(data.validation_examples, config.batch_size, np.random.default_rng(0))]
     # Under `accelerate launch` each of the team's processes takes its own batch at every
@@ -339,8 +338,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     validation = None
     for step in range(state["step"], total_steps):
         examples = schedule[step]
-        batch = step_batch(examples, data.question(examples[0]), config.option_order, slices, config.slice_personas,
-                           config.seed, step, team.rank)
+        batch = step_batch(examples, data.question(examples[0]), config, slices, contexts, step, team.rank)
         loss, parts = batch_loss(scorer, surveys, batch, config)
         stop_unless_finite(team, step + 1, config, float(loss.detach()))
         optimizer.zero_grad(set_to_none=True)
