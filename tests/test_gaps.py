@@ -9,7 +9,7 @@ import pytest
 
 from engine.cli import main
 from engine.gaps import ALARM, gap_correlation, slice_gaps, spread_ratio, summarize_gaps, typical_spread
-from engine.simulate import personas_for, simulate
+from engine.simulate import GAP_PERSONAS, personas_for, simulate
 from engine.surveys.model import DemographicField, Option, Question, Survey
 from engine.tables import evaluation_table, gap_lines
 
@@ -205,7 +205,10 @@ def copying_logits(gss, monkeypatch):
 def test_simulate_with_gaps_scores_everyone_and_reuses_an_everyone_slice(tiny, gss, monkeypatch):
     monkeypatch.setattr("engine.simulate.option_logits", constant_logits)
     women = simulate(tiny, gss, "natspac", {"sex": ("Female",)}, with_baselines=False, gaps=True)
-    assert women.population is not women and women.population.n_personas == gss.n_respondents
+    # everyone: a seeded draw of GAP_PERSONAS from the 2,348 respondents, the same at every call
+    assert women.population is not women and women.population.n_personas == min(gss.n_respondents, GAP_PERSONAS)
+    again = simulate(tiny, gss, "natspac", {"sex": ("Female",)}, with_baselines=False, gaps=True)
+    assert again.population.index.equals(women.population.index) and not women.population.filters
     result = women.to_dict(0.7)
     gaps = result["gaps"]
     assert gaps["alarm"] and gaps["message"] == ALARM and gaps["measure"] == "top_box"
