@@ -47,8 +47,9 @@ def sidebar_pickers():
         if st.session_state.get(MODEL) not in labels:
             st.session_state[MODEL] = labels[0]
         label = st.selectbox("Model", labels, key=MODEL,
-                             help="SmolLM2-135M-Instruct with an adapter: the general one trained across surveys "
-                                  "(the default), one trained on a single survey, or none (the bare model).")
+                             help="SmolLM2-135M-Instruct with an adapter: one trained on this survey (the default "
+                                  "where there is one), the general one trained across surveys (the default "
+                                  "elsewhere), or none (the bare model).")
     try:
         survey = resources.survey(survey_id, resources.data_dir())
     except FocusgroupError as error:

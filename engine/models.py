@@ -276,18 +276,23 @@ def manifest_base_name(manifest: dict) -> str | None:
     return (manifest.get("base_model") or {}).get("name")
 
 
+def general_adapter() -> Path | None:
+    """The general adapter shipped in `assets/adapters` for the default model: the one
+    trained on the most surveys (at least two), or None."""
+    found = [(-len(trained_surveys(details)), folder) for folder, details in adapter_manifests(SHIPPED_ADAPTERS)
+             if manifest_base_name(details) == DEFAULT_MODEL_NAME and len(trained_surveys(details)) > 1]
+    return min(found)[1] if found else None
+
+
 def shipped_adapter(survey_id: str | None = None) -> Path | None:
-    """The adapter a survey is simulated with by default, among those shipped in
-    `assets/adapters` for the default model: the general one (trained on the most surveys,
-    at least two) for every survey, one it never saw and new questions included; without a
-    general adapter, one trained on this survey."""
-    shipped = [(trained_surveys(details), folder) for folder, details in adapter_manifests(SHIPPED_ADAPTERS)
-               if manifest_base_name(details) == DEFAULT_MODEL_NAME]
-    general = [(-len(trained), folder) for trained, folder in shipped if len(trained) > 1]
-    if general:
-        return min(general)[1]
-    specific = [folder for trained, folder in shipped if survey_id in trained]
-    return specific[0] if specific else None
+    """The adapter a survey is simulated with by default, among those shipped for the
+    default model: one trained on this survey alone where there is one (on gss2018 its
+    trained questions measure 0.095 in mean slice JS against the general adapter's 0.292, see
+    the README), otherwise the general adapter, for every other survey, uploads and new
+    surveys included."""
+    specific = [folder for folder, details in adapter_manifests(SHIPPED_ADAPTERS)
+                if manifest_base_name(details) == DEFAULT_MODEL_NAME and list(trained_surveys(details)) == [survey_id]]
+    return specific[0] if specific else general_adapter()
 
 
 def adapter_manifest(adapter: str | Path | None) -> dict:

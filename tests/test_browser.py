@@ -135,13 +135,13 @@ def test_a_survey_uploaded_in_the_browser_is_checked_then_added(server, browser_
         uploads = page.locator('input[type="file"]')
         uploads.nth(0).set_input_files(str(csv))
         uploads.nth(1).set_input_files(str(bad))
-        page.get_by_role("button", name="Check and add").click()
+        page.get_by_role("button", name="Check and add").click(timeout=60_000)
         page.get_by_text("The survey was not added").wait_for(timeout=60_000)
         assert page.get_by_text("no column named").count() >= 1 and not target.exists()
 
         uploads.nth(1).set_input_files(str(good))
         page.get_by_text("The survey was not added").wait_for(state="detached", timeout=60_000)  # rerun done
-        page.get_by_role("button", name="Check and add").click()
+        page.get_by_role("button", name="Check and add").click(timeout=60_000)
         page.get_by_text(f"Added '{UPLOAD_ID}': 3 respondents").wait_for(timeout=60_000)
         assert page.get_by_text("Traceback").count() == 0
         page.screenshot(path=str(SCREENSHOTS / "data_upload.png"), full_page=True)

@@ -75,12 +75,11 @@ def test_base_flag_uses_the_bare_model(capsys):
     assert code == 0 and json.loads(capsys.readouterr().out)["model"] == "SmolLM2-135M-Instruct"
 
 
-@pytest.mark.parametrize("which", ["default", "gss2018-smollm2"])
-def test_the_shipped_adapters_load_and_move_answers_towards_the_survey(gss, which):
+def test_the_shipped_adapter_loads_and_moves_answers_towards_the_survey(gss):
     from engine.metrics import answer_distribution, apply_temperature, js_distance
-    from engine.models import SHIPPED_ADAPTERS, shipped_adapter
+    from engine.models import shipped_adapter
 
-    adapter = shipped_adapter("gss2018") if which == "default" else SHIPPED_ADAPTERS / which
+    adapter = shipped_adapter("gss2018")
     assert adapter is not None and (adapter / "adapter_model.safetensors").is_file()
     question = gss.question("natsci")
     index = gss.demographics.index[:120]

@@ -14,6 +14,7 @@ from engine.models import (
     default_model_folder,
     read_manifest,
     quantization_config,
+    general_adapter,
     shipped_adapter,
     unseen_questions,
 )
@@ -142,7 +143,7 @@ def test_a_corrupt_manifest_is_refused_at_load_and_skipped_when_listing(tmp_path
     assert adapter_manifest(bad) == {}  # read after a load, which refused it: nothing is assumed
 
 
-def test_the_general_adapter_is_the_default_for_every_survey(tmp_path, monkeypatch):
+def test_a_surveys_own_adapter_comes_first_and_the_general_one_serves_every_other(tmp_path, monkeypatch):
     import engine.models as models
 
     def adapter(name, manifest):
@@ -155,11 +156,14 @@ def test_the_general_adapter_is_the_default_for_every_survey(tmp_path, monkeypat
     monkeypatch.setattr(models, "SHIPPED_ADAPTERS", tmp_path)
     specific = adapter("a-gss2018", {"survey": "gss2018"})
     assert shipped_adapter("gss2018") == specific and shipped_adapter("steak-survey") is None
+    assert general_adapter() is None
     adapter("b-other-model", {"surveys": [{"id": "gss2018"}, {"id": "non-voters"}, {"id": "star-wars-survey"}],
                               "base_model": {"name": "Llama-3-8B"}})
     pair = adapter("c-pair", {"surveys": [{"id": "gss2018"}, {"id": "non-voters"}]})
-    assert shipped_adapter("gss2018") == pair
+    assert general_adapter() == pair
     general = adapter("d-general", {"surveys": [{"id": s} for s in ("gss2018", "non-voters", "food-world-cup")],
                                     "held_out_surveys": ["steak-survey"]})
-    for survey_id in ("gss2018", "non-voters", "steak-survey", "an-upload", None):
-        assert shipped_adapter(survey_id) == general  # the widest, for seen, held-out and new surveys alike
+    assert general_adapter() == general  # the widest
+    assert shipped_adapter("gss2018") == specific
+    for survey_id in ("non-voters", "steak-survey", "an-upload", None):
+        assert shipped_adapter(survey_id) == general  # seen, held-out and new surveys alike
