@@ -76,6 +76,23 @@ NUMBERS = [
     ("4-bit tiny model", args("simulate", *QUICK, "--model", "tiny", "--load-in-4bit"), "--load-in-4bit needs real"),
     ("qlora on the tiny model", lambda root: [*TRAIN, "--out", out(root), "--method", "qlora"],
      "--method qlora needs real"),
+    ("context k past the maximum", args("simulate", *QUICK, "--model", "tiny", "--context-questions", "auto",
+                                        "--context-k", "99"), "between 0 and 20"),
+    ("context k negative", args("simulate", *QUICK, "--model", "tiny", "--context-questions", "auto",
+                                "--context-k", "-1"), "between 0 and 20"),
+    ("context question a path", args("simulate", *QUICK, "--model", "tiny", "--context-questions", "../../etc/passwd"),
+     "is not in survey 'gss2018'"),
+    ("context question the asked one", args("simulate", *QUICK, "--model", "tiny", "--context-questions", "natenrgy"),
+     "its own context"),
+    ("context with generate", args("simulate", *QUICK, "--model", "tiny", "--mode", "generate",
+                                   "--context-questions", "natsci"), "--mode logits only"),
+    ("evaluate context k past the maximum", args("evaluate", "--model", "tiny", "--questions", "natenrgy",
+                                                 "--context-k", "21"), "--context-k"),
+    ("evaluate context k negative", args("evaluate", "--model", "tiny", "--context-k", "-1"), "--context-k"),
+    ("max context past the maximum", lambda root: [*TRAIN, "--out", out(root), "--max-context", "21"],
+     "--max-context must be between 0 and 20"),
+    ("max context negative", lambda root: [*TRAIN, "--out", out(root), "--max-context", "-1"],
+     "--max-context must be between 0 and 20"),
 ]
 
 
@@ -94,6 +111,8 @@ CONFIGS = [
     ("evaluate tiny temperature", "EvaluationConfig", {"temperature": 1e-320}, "pass 0"),
     ("evaluate negative split seed", "EvaluationConfig", {"split_seed": -1}, "between 0"),
     ("evaluate min slice zero", "EvaluationConfig", {"min_slice": 0}, "at least 2"),
+    ("evaluate context k past the maximum", "EvaluationConfig", {"context_k": 21}, "--context-k"),
+    ("train max context negative", "TrainConfig", {"max_context": -1}, "--max-context"),
 ]
 
 

@@ -136,6 +136,18 @@ BAD_SPECS = {
     "weight column absent": (edit('weight = "Weight"', 'weight = "Wt"'), "`weight`"),
     "one option question": (edit('options = ["Yes", "No"]', 'options = ["Yes"]'), "two answer options"),
     "field defined twice": (edit('name = "age"', 'name = "gender"'), "defined twice"),
+    "positive in the middle": (edit('type = "ordinal"', 'type = "ordinal"\npositive = "middle"'), "positive"),
+    "positive a boolean": (edit('type = "ordinal"', 'type = "ordinal"\npositive = true'), "positive"),
+    "positive on a nominal scale": (edit('type = "nominal"', 'type = "nominal"\npositive = "last"'), "positive"),
+    "off_scale a string": (edit('{code = "1", label = "Not at all"}',
+                                '{code = "1", label = "Not at all", off_scale = "yes"}'), "off_scale"),
+    "off_scale on a nominal option": (edit('options = ["Yes", "No"]', 'options = ["Yes", {code = "No", label = "No", '
+                                           'off_scale = true}]'), "off_scale"),
+    "every option but one off_scale": (edit('{code = "2", label = "Somewhat"}', '{code = "2", label = "Somewhat", '
+                                            'off_scale = true}', '{code = "3", label = "A lot"}',
+                                            '{code = "3", label = "A lot", off_scale = true}'), "are on the scale"),
+    "off_scale with a value": (edit('{code = "1", label = "Not at all"}', '{code = "1", label = "Not at all", '
+                                    'off_scale = true, value = 1}'), "off_scale"),
 }
 
 
