@@ -37,6 +37,7 @@ from engine.evaluate import EvaluationConfig, evaluate, summarize
 from engine.models import ModelConfig, load_model
 from engine.surveys import list_surveys, load_survey
 from engine.surveys.split import held_out_questions
+from engine.tables import number
 
 BARE = "bare model"
 GROUPS = ("held_out_questions", "held_out_survey", "trained_questions")
@@ -55,6 +56,16 @@ def parse_adapters(pairs: list[str]) -> dict[str, str | None]:
             raise FocusgroupError(f"--adapter {pair!r} is not a new NAME=DIR.")
         models[name] = folder
     return models
+
+
+def print_report(report: dict, markdown, as_json: bool) -> None:
+    """The report as JSON, or as its markdown table and the time each model took."""
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    print(markdown(report))
+    print(f"\n{report['seconds']:.0f} s in all; " + ", ".join(f"{name} {m['seconds']:.0f} s"
+                                                           for name, m in report["models"].items()))
 
 
 def question_groups(args, surveys: dict) -> dict[str, dict[str, list[str]]]:
@@ -105,9 +116,6 @@ def markdown(report: dict) -> str:
         if list(report["questions"]["trained_questions"]) == ["gss2018"]
         else f"trained questions ({groups['trained_questions']['n_questions']})",
     }
-    def number(value):
-        return "-" if value is None else f"{value:.3f}"
-
     rows = [("question x slice pairs", lambda g: str(g["n_slices"]))]
     for key, _, _, title in METRICS:
         def cell(name, key=key):
@@ -185,12 +193,7 @@ def main() -> None:
                                                list(models))
     report["seconds"] = round(time.perf_counter() - started, 1)
 
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return
-    print(markdown(report))
-    print(f"\n{report['seconds']:.0f} s in all; " + ", ".join(f"{name} {m['seconds']:.0f} s"
-                                                           for name, m in report["models"].items()))
+    print_report(report, markdown, args.json)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import time
 
@@ -37,9 +36,8 @@ from engine.evaluate import EvaluationConfig, evaluate, summarize
 from engine.models import ModelConfig, load_model
 from engine.surveys import list_surveys, load_survey
 from engine.surveys.split import held_out_questions
-
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from new_questions import parse_adapters  # noqa: E402  (the sibling benchmark's NAME=DIR parsing)
+from engine.tables import number
+from new_questions import parse_adapters, print_report  # the sibling benchmark (run from benchmarks/)
 
 
 def pooled_correlation(records: list[dict], source: str) -> float | None:
@@ -87,9 +85,6 @@ def scores(records: list[dict]) -> dict:
 
 def markdown(report: dict) -> str:
     ks = report["k"]
-
-    def number(value, digits=3):
-        return "-" if value is None else f"{value:.{digits}f}"
 
     lines = ["| test split, T = 1, held-out questions | " + " | ".join(f"K = {k}" for k in ks) + " |",
              "|---|" + "---:|" * len(ks)]
@@ -162,12 +157,7 @@ def main() -> None:
     report = {"split": "test", "temperature": 1.0, "k": args.k, "questions": questions,
               "models": {name: {"adapter": adapter, "seconds": seconds[name]} for name, adapter in models.items()},
               "results": results, "seconds": round(time.perf_counter() - started, 1)}
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return
-    print(markdown(report))
-    print(f"\n{report['seconds']:.0f} s in all; " + ", ".join(f"{name} {m['seconds']:.0f} s"
-                                                           for name, m in report["models"].items()))
+    print_report(report, markdown, args.json)
 
 
 if __name__ == "__main__":

@@ -233,11 +233,11 @@ def fit_baselines(
     The data-fitted baselines use the train respondents who answered `question_id`, the
     scale_prior their answers to the other same-scale questions. Survey weights (normalised
     to mean 1) are used as sample weights throughout. `svr` is skipped for nominal
-    questions; when train holds fewer than MIN_TRAIN_ANSWERS answers, or only one distinct
-    answer, only uniform, scale_prior and marginal are returned. `context` (question ids,
-    see `engine.twins`) adds the respondents' answers to those questions to the features of
-    the fitted models, so they see what a twin shows the model; it must not hold the
-    question itself.
+    questions and for those with off-scale options (no value to regress on); when train
+    holds fewer than MIN_TRAIN_ANSWERS answers, or only one distinct answer, only uniform,
+    scale_prior and marginal are returned. `context` (question ids, see `engine.twins`) adds
+    the respondents' answers to those questions to the features of the fitted models, so
+    they see what a twin shows the model; it must not hold the question itself.
     """
     unknown = [name for name in names if name not in BASELINES]
     if unknown:
@@ -299,7 +299,7 @@ def fit_baselines(
         predictions["gradient_boosting"] = BaselinePrediction(
             "gradient_boosting", _full_probabilities(model.classes_, probabilities, k)
         )
-    if "svr" in names and question.is_scale and not question.off_scale_labels:  # off-scale answers have no value
+    if "svr" in names and question.is_scale and not question.off_scale_labels:
         values = question.values
         target = values[y]
         # Standardise the target: SVR's epsilon tube is absolute, scales differ (1-3, 0-100).

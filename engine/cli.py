@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--context-questions", nargs="+", metavar="Q",
                           help="twins: each persona carries its answers to these questions, or `auto` for the "
                                "--context-k questions worded most like the asked one")
-    simulate.add_argument("--context-k", type=int, help="how many context answers (default: 5 with auto, else all named)")
+    simulate.add_argument("--context-k", type=int,
+                          help="how many context answers (default: 5 with auto, else all named)")
     simulate.add_argument("--mode", choices=("logits", "generate"), default="logits",
                           help="logits: exact distributions from one forward pass (default); generate: "
                                "sample one reply per persona and parse it (the slower comparison)")
@@ -231,9 +232,8 @@ def run_simulate(args) -> None:
 
     survey = load_survey(args.survey, args.data_dir)
     filters = parse_slice(survey, args.slice)
-    survey.question(args.question)
-    args.survey_id = survey.id
     context = choose_context(survey, survey.question(args.question), args.context_questions, args.context_k)
+    args.survey_id = survey.id
     loaded = load_model(model_config(args))
     if args.mode == "generate":
         if context:

@@ -43,7 +43,7 @@ from engine.metrics import (
 from engine.models import LoadedModel
 from engine.prompts import check_prompt_fits
 from engine.scoring import Progress, option_logits
-from engine.simulate import baselines_for, slice_distribution
+from engine.simulate import slice_distribution
 from engine.slices import describe_slice, single_field_slices, slice_index
 from engine.surveys.model import MISSING, Survey
 from engine.surveys.split import DEFAULT_SEED, held_out_questions, split_index
@@ -166,8 +166,7 @@ def evaluate_question(loaded, survey: Survey, question_id: str, config: Evaluati
     logits = option_logits(loaded, question, survey.fields, personas, progress=progress)
     probabilities = apply_temperature(logits, config.temperature)
     train = split_index(survey, "train", config.split_seed)
-    baselines = fit_baselines(survey, question.id, train, index, seed=config.split_seed,
-                              names=baselines_for(question), context=context)
+    baselines = fit_baselines(survey, question.id, train, index, seed=config.split_seed, context=context)
 
     # Phase 3: whole split, then every single-field slice.
     real = answer_distribution(answers, k, weights)

@@ -276,11 +276,18 @@ def manifest_base_name(manifest: dict) -> str | None:
     return (manifest.get("base_model") or {}).get("name")
 
 
-def general_adapter() -> Path | None:
-    """The general adapter shipped in `assets/adapters` for the default model: the one
-    trained on the most surveys (at least two), or None."""
-    found = [(-len(trained_surveys(details)), folder) for folder, details in adapter_manifests(SHIPPED_ADAPTERS)
-             if manifest_base_name(details) == DEFAULT_MODEL_NAME and len(trained_surveys(details)) > 1]
+def default_model_adapters() -> list[tuple[Path, dict[str, list[str]]]]:
+    """(folder, surveys trained on) of every adapter shipped in `assets/adapters` for the
+    default model."""
+    return [(folder, trained_surveys(details)) for folder, details in adapter_manifests(SHIPPED_ADAPTERS)
+            if manifest_base_name(details) == DEFAULT_MODEL_NAME]
+
+
+def general_adapter(adapters: list[tuple[Path, dict]] | None = None) -> Path | None:
+    """The general adapter among `adapters` (default: those shipped for the default model):
+    the one trained on the most surveys, at least two; None without one."""
+    adapters = default_model_adapters() if adapters is None else adapters
+    found = [(-len(trained), folder) for folder, trained in adapters if len(trained) > 1]
     return min(found)[1] if found else None
 
 
@@ -290,9 +297,9 @@ def shipped_adapter(survey_id: str | None = None) -> Path | None:
     trained questions measure 0.095 in mean slice JS against the general adapter's 0.292, see
     the README), otherwise the general adapter, for every other survey, uploads and new
     surveys included."""
-    specific = [folder for folder, details in adapter_manifests(SHIPPED_ADAPTERS)
-                if manifest_base_name(details) == DEFAULT_MODEL_NAME and list(trained_surveys(details)) == [survey_id]]
-    return specific[0] if specific else general_adapter()
+    adapters = default_model_adapters()
+    specific = [folder for folder, trained in adapters if list(trained) == [survey_id]]
+    return specific[0] if specific else general_adapter(adapters)
 
 
 def adapter_manifest(adapter: str | Path | None) -> dict:

@@ -9,10 +9,11 @@
 4. the real slice distribution, its sampling-noise floor, and out-of-fold classical
    baselines give the numbers to read the simulation against;
 5. with `gaps=True`, everyone in the survey answers too (a seeded draw of GAP_PERSONAS
-   from a larger survey; the simulation itself when its slice is everyone), so the slice gaps of every field (`engine.gaps`: does the model tell
-   the slices apart as the real respondents do?) and their alarm come with it. That is one
-   more pass over the survey's personas per question and stimulus, which the logit cache
-   then keeps; the command line asks for it unless --no-gaps;
+   from a larger survey; the simulation itself when its slice is everyone), so the slice
+   gaps of every field (`engine.gaps`: does the model tell the slices apart as the real
+   respondents do?) and their alarm come with it. That is one more pass over the survey's
+   personas per question and stimulus, which the logit cache then keeps; the command line
+   asks for it unless --no-gaps;
 6. `context` turns each persona into a twin that carries the respondent's answers to other
    questions (`engine.twins`); the fitted baselines are given the same answers.
 
@@ -47,7 +48,7 @@ from engine.metrics import (
 )
 from engine.generate import MAX_NEW_TOKENS, generate_answers
 from engine.models import LoadedModel
-from engine.prompts import check_prompt_fits, render_persona
+from engine.prompts import check_prompt_fits
 from engine.scoring import Progress, option_logits
 from engine.slices import Slice, describe_slice, slice_index, slice_weights
 from engine.surveys.model import MISSING, Question, Survey
@@ -59,9 +60,8 @@ GAP_PERSONAS = 1000
 
 
 def personas_for(survey: Survey, index: pd.Index) -> list[str]:
-    """Persona texts for the respondents in `index`, in order."""
-    rows = survey.demographics.loc[index]
-    return [render_persona(survey.fields, row) for _, row in rows.iterrows()]
+    """Persona texts for the respondents in `index`, in order (demographics only)."""
+    return twin_personas(survey, index, ())
 
 
 def slice_distribution(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -69,19 +69,11 @@ def slice_distribution(probabilities: np.ndarray, weights: np.ndarray) -> np.nda
     return np.average(probabilities, axis=0, weights=weights)
 
 
-def baselines_for(question: Question) -> tuple[str, ...]:
-    """The baselines a question can have: svr regresses on scale positions, which an
-    off-scale answer ("Don't know") does not have, so it sits out where there are any."""
-    return tuple(name for name in BASELINES if name != "svr" or not question.off_scale_labels)
-
-
 def out_of_fold_baselines(
-    survey: Survey, question: Question, index: pd.Index, seed: int, names=None, context: Sequence[str] = ()
+    survey: Survey, question: Question, index: pd.Index, seed: int, names=BASELINES, context: Sequence[str] = ()
 ) -> dict[str, dict[str, np.ndarray | None]]:
-    """Baseline predictions for `index`, each fold predicted by models fitted on everyone else
-    (`names`: all of `baselines_for(question)` by default), on demographics and the answers
-    to the `context` questions."""
-    names = baselines_for(question) if names is None else names
+    """Baseline predictions for `index`, each fold predicted by models fitted on everyone else,
+    on demographics and the answers to the `context` questions."""
     folds = np.random.default_rng(seed).permutation(len(index)) % BASELINE_FOLDS
     everyone = survey.demographics.index
     k = len(question.options)

@@ -34,7 +34,8 @@ def simulation_table(result: dict) -> str:
     if result["stimulus"]:
         lines.append(f"Stimulus: {result['stimulus']}")
     if result.get("context"):
-        lines.append(f"Personas are twins with their answers to {result['context_description']} (baselines see them too)")
+        lines.append(f"Personas are twins with their answers to {result['context_description']} "
+                     "(baselines see them too)")
     lines += [f"Question: {result['question_text']}", "", f"{'option':<36}{'simulated':>10}{'real':>10}"]
     off_scale = set(result.get("off_scale") or ())
     for label in result["options"]:

@@ -34,6 +34,7 @@ from engine.prompts import context_line, render_persona, render_twin
 from engine.surveys.model import MISSING, Question, Survey
 
 AUTO = "auto"
+AUTO_K = 5  # context answers `auto` takes when no number is given
 MAX_CONTEXT = 20
 
 
@@ -65,7 +66,7 @@ def choose_context(survey: Survey, asked: Question, chosen: str | Sequence[str] 
     forbidden = {asked.id, *excluded}
     if chosen == AUTO or (not isinstance(chosen, str) and list(chosen) == [AUTO]):
         candidates = [q.id for q in survey.questions if q.id not in forbidden]
-        return tuple(similar_questions(survey, asked, candidates)[: 5 if k is None else k])
+        return tuple(similar_questions(survey, asked, candidates)[: AUTO_K if k is None else k])
     names = [chosen] if isinstance(chosen, str) else list(chosen)
     known = {question.id for question in survey.questions}
     for name in names:

@@ -84,7 +84,8 @@ def check_output_folder(out: Path, config: TrainConfig, resume: bool) -> dict | 
     manifest = out / MANIFEST
     if manifest.is_file():
         previous = read_json(manifest)
-        if not isinstance(previous, dict) or not same_settings(previous.get("hyperparameters"), config.hyperparameters()):
+        previous_settings = previous.get("hyperparameters") if isinstance(previous, dict) else None
+        if not same_settings(previous_settings, config.hyperparameters()):
             raise FocusgroupError(f"{out} already holds a different trained adapter; choose another --out.")
         raise FocusgroupError(f"{out} already holds this finished run; choose another --out to train again.")
     if (out / CHECKPOINT).is_dir():
