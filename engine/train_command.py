@@ -48,6 +48,9 @@ def add_train_parser(commands) -> argparse.ArgumentParser:
     model.add_argument("--dropout", type=float, default=TrainConfig.dropout, help="LoRA dropout (default: %(default)s)")
     model.add_argument("--target-modules", nargs="+", default=list(TrainConfig.target_modules),
                        help="module names to adapt (default: all-linear)")
+    model.add_argument("--warm-start", metavar="ADAPTER",
+                       help="start from this trained adapter's weights (same rank, alpha and base; it must hold out "
+                            "what this run holds out) instead of a fresh adapter")
     model.add_argument("--gradient-checkpointing", action="store_true", help="save memory, spend compute")
 
     objective = train.add_argument_group("objective")
@@ -99,7 +102,7 @@ def train_config(args) -> TrainConfig:
         target_modules=tuple(args.target_modules), numeric_loss_weight=args.numeric_loss_weight,
         numeric_loss_width=args.numeric_loss_width, distribution_loss_weight=args.distribution_loss_weight,
         slice_personas=args.slice_personas, min_slice_respondents=args.min_slice_respondents,
-        option_order=args.option_order, max_context=args.max_context,
+        option_order=args.option_order, max_context=args.max_context, warm_start=args.warm_start,
         held_out_questions=None if args.held_out_questions is None else tuple(args.held_out_questions),
         max_examples=args.max_examples, max_examples_per_question=args.max_examples_per_question,
         max_examples_per_survey=args.max_examples_per_survey, eval_every=args.eval_every,

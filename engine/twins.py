@@ -109,9 +109,10 @@ def describe_context(context: Sequence[str]) -> str:
 
 class TrainingContexts:
     """Context answers for training examples, so that one adapter serves plain personas and
-    twins alike: each example gets K context answers, K drawn uniformly from 0 to
-    `max_context`; half the time the K questions most similar to the asked one (as `auto`
-    picks them), otherwise K drawn at random (as an analyst might pick them). Held-out
+    twins alike: each batch gets K context answers per example, K drawn uniformly from 0 to
+    `max_context` once per batch (so a batch pads to its own K, not to the largest); for each
+    example, half the time the K questions most similar to the asked one (as `auto` picks
+    them), otherwise K drawn at random (as an analyst might pick them). Held-out
     questions and the asked question are never drawn. The respondent's own answers fill
     the lines, unanswered ones left out."""
 
@@ -130,10 +131,10 @@ class TrainingContexts:
             self.ranked[key] = similar_questions(survey, asked, allowed)
         return self.ranked[key]
 
-    def draw(self, survey_id: str, asked: Question, rng: np.random.Generator) -> list[str]:
-        """One example's context question ids."""
+    def draw(self, survey_id: str, asked: Question, k: int, rng: np.random.Generator) -> list[str]:
+        """One example's K context question ids (fewer where fewer questions may be shown)."""
         ranked = self.candidates(survey_id, asked)
-        k = min(int(rng.integers(0, self.max_context + 1)), len(ranked))
+        k = min(k, len(ranked))
         if rng.random() < 0.5:
             return ranked[:k]
         return [ranked[i] for i in rng.choice(len(ranked), size=k, replace=False)]
@@ -142,10 +143,11 @@ class TrainingContexts:
                  rng: np.random.Generator) -> list[str]:
         """The twins of `respondents` (their `plain` personas with drawn context lines)."""
         survey = self.surveys[survey_id]
+        k = int(rng.integers(0, self.max_context + 1))
         twins = []
         for respondent, persona in zip(respondents, plain):
             row = survey.answers.iloc[self.rows[survey_id][respondent]]
             lines = [context_line(survey.question(question_id), int(row[question_id]), asked)
-                     for question_id in self.draw(survey_id, asked, rng) if row[question_id] != MISSING]
+                     for question_id in self.draw(survey_id, asked, k, rng) if row[question_id] != MISSING]
             twins.append(render_twin(persona, lines))
         return twins

@@ -127,9 +127,12 @@ def test_training_twins_carry_own_answers_and_never_held_out_questions():
     for step in range(60):
         batch = step_batch(examples, asked, config, None, contexts, step)
         assert [e.target for e in batch.examples] == [e.target for e in examples]
+        lengths = {e.respondent: len(e.persona.split("\n")) - 1 for e in batch.examples}
+        k = lengths["r1"]  # r1, r3 and r4 answered every question that may be shown: each shows K
+        assert lengths["r3"] == lengths["r4"] == k and lengths["r2"] <= k  # one K per batch
+        counts.add(k)
         for example in batch.examples:
             lines = example.persona.split("\n")[1:]
-            counts.add(len(lines))
             assert len(lines) <= 3 and not any("Do you like cats" in line for line in lines)  # not asked, not held out
             expected = twin_personas(survey, pd.Index([example.respondent]), ["dogs", "income", "taxes"], asked)[0]
             assert set(lines) <= set(expected.split("\n")[1:])  # the respondent's own answers only

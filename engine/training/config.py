@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from engine.errors import FocusgroupError
 from engine.twins import MAX_CONTEXT
@@ -55,8 +56,11 @@ class TrainConfig:
     slice_personas, min_slice_respondents: how many personas a slice batch scores; the
         smallest slice (train respondents who answered) used as a target.
     max_context: each training example's persona carries K of the respondent's answers to
-        other questions, K drawn from 0 to this (`engine.twins.TrainingContexts`), so the
-        adapter serves twins and plain personas; 0 = plain personas only. Validation stays plain.
+        other questions, K drawn from 0 to this per batch (`engine.twins.TrainingContexts`), so the
+        adapter serves twins and plain personas; 0 = plain personas only. Validation batches
+        carry context answers the same way, drawn once.
+    warm_start: an adapter folder whose weights the run starts from instead of a fresh
+        adapter (`engine.training.adapter_init`); None starts fresh.
     option_order: "random" shows each training batch's options in a drawn order (nominal:
         any permutation; ordinal and numeric: the scale reversed half the time), so the model
         cannot learn letter positions; "fixed" shows them as the survey lists them.
@@ -93,6 +97,7 @@ class TrainConfig:
     min_slice_respondents: int = 30
     option_order: str = "random"
     max_context: int = 0
+    warm_start: str | None = None
     held_out_questions: tuple[str, ...] | None = None
     max_examples: int | None = None
     max_examples_per_question: int | None = None
@@ -132,6 +137,8 @@ class TrainConfig:
             (self.min_slice_respondents > 0, "--min-slice-respondents must be positive"),
             (self.option_order in OPTION_ORDERS, "--option-order must be random or fixed"),
             (0 <= self.max_context <= MAX_CONTEXT, f"--max-context must be between 0 and {MAX_CONTEXT}"),
+            (self.warm_start is None or (Path(self.warm_start).expanduser() / "adapter_config.json").is_file(),
+             f"--warm-start {self.warm_start} is not an adapter folder (no adapter_config.json)"),
             (self.max_examples is None or self.max_examples > 0, "--max-examples must be positive"),
             (self.max_examples_per_question is None or self.max_examples_per_question > 0,
              "--max-examples-per-question must be positive"),

@@ -132,10 +132,26 @@ def step_batch(examples: list[Example], question, config, slices, contexts, step
     drawn = None if slices is None else slices.draw(examples[0].survey_id, examples[0].question_id,
                                                        config.slice_personas, rng)
     if contexts is not None:
-        twins = contexts.personas(examples[0].survey_id, [e.respondent for e in examples],
-                                  [e.persona for e in examples], question, rng)
-        examples = [dataclasses.replace(example, persona=twin) for example, twin in zip(examples, twins)]
+        examples = as_twins(examples, question, contexts, rng)
     return Batch(tuple(examples), order, drawn)
+
+
+def as_twins(examples: list[Example], question, contexts, rng: np.random.Generator) -> list[Example]:
+    """The examples (one question's) with their personas carrying drawn context answers."""
+    twins = contexts.personas(examples[0].survey_id, [e.respondent for e in examples],
+                              [e.persona for e in examples], question, rng)
+    return [dataclasses.replace(example, persona=twin) for example, twin in zip(examples, twins)]
+
+
+def validation_batches(examples: list[Example], config, contexts, question_of) -> list[Batch]:
+    """The run's validation batches, fixed for the whole run and shown in the survey's option
+    order. With context on, each batch's personas carry context answers drawn once (seed 0),
+    so the validation loss scores twins and plain personas alike, as the adapter is used."""
+    rng = np.random.default_rng(0)
+    batches = make_batches(examples, config.batch_size, rng)
+    if contexts is not None:
+        batches = [as_twins(batch, question_of(batch[0]), contexts, rng) for batch in batches]
+    return [Batch(tuple(batch)) for batch in batches]
 
 
 def batch_sources(config, surveys: dict, held_out: dict):

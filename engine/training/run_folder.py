@@ -101,7 +101,7 @@ def check_output_folder(out: Path, config: TrainConfig, resume: bool) -> dict | 
 
 
 # Options added after a run folder may have been written, with the value a run without them had.
-LATER_OPTIONS = {"max_context": 0}
+LATER_OPTIONS = {"max_context": 0, "warm_start": None}
 
 
 def same_settings(saved, current: dict) -> bool:

@@ -52,9 +52,10 @@ from engine.scoring import (
     split_model,
     tokenize_prompts,
 )
+from engine.training.adapter_init import attach_adapter
 from engine.training.config import TrainConfig
 from engine.training.distribution import step_loss
-from engine.training.examples import Batch, batch_sources, make_batches, step_batch
+from engine.training.examples import Batch, batch_sources, make_batches, step_batch, validation_batches
 from engine.training.mixture import load_training_data, resolve_surveys
 from engine.training.run_folder import (
     CHECKPOINT,
@@ -97,8 +98,9 @@ def weights_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def load_base(config: TrainConfig):
-    """A fresh (uncached) base model ready for adapters, and its loaded-model record."""
+def load_base(config: TrainConfig, held_out: dict[str, tuple[str, ...]] | None = None):
+    """A fresh (uncached) base model with the run's adapter (`engine.training.adapter_init`),
+    and its loaded-model record."""
     quiet_transformers()
     model_config = ModelConfig(base=config.base_model, load_in_4bit=config.method == "qlora")
     if config.method == "qlora":
@@ -114,17 +116,7 @@ def load_base(config: TrainConfig):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     elif config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    from peft import LoraConfig, get_peft_model
-
-    targets = config.target_modules
-    lora = LoraConfig(
-        r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout, task_type="CAUSAL_LM",
-        target_modules="all-linear" if targets == ("all-linear",) else list(targets),
-    )
-    try:
-        loaded.model = get_peft_model(model, lora)
-    except ValueError as error:
-        raise FocusgroupError(f"Cannot place LoRA adapters: {error}") from None
+    loaded.model = attach_adapter(model, config, held_out)
     return loaded
 
 
@@ -299,8 +291,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
     data = load_training_data(config, rng, np.random.default_rng(config.seed + 1))
     train_examples, surveys = data.train_examples, data.surveys
     slices, contexts = batch_sources(config, surveys, data.held_out)
-    validation_batches = [Batch(tuple(batch)) for batch in
-                          make_batches(data.validation_examples, config.batch_size, np.random.default_rng(0))]
+    validation_set = validation_batches(data.validation_examples, config, contexts, data.question)
     # Under `accelerate launch` each of the team's processes takes its own batch at every
     # step (batch_size examples per process), so an epoch takes proportionally fewer steps.
     team = Team.join()
@@ -313,9 +304,9 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
         schedule.extend(make_batches(train_examples, config.batch_size, rng))
     schedule = schedule[team.rank : total_steps * team.size : team.size]
 
-    # Phase 3: the model with a fresh adapter.
+    # Phase 3: the model with a fresh adapter (or a warm start's).
     torch.manual_seed(config.seed)
-    loaded = load_base(config)
+    loaded = load_base(config, data.held_out)
     model = loaded.model
     model.train()
     scorer = team.wrap(answer_scorer(loaded, surveys, config.gradient_checkpointing))
@@ -351,7 +342,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None, resume:
         state["curve"].append(record)
         last_step = step + 1 == total_steps
         if (step + 1) % config.eval_every == 0 or last_step:
-            validation = validation_loss(scorer, surveys, validation_batches, config, team)
+            validation = validation_loss(scorer, surveys, validation_set, config, team)
             stop_unless_finite(team, step + 1, config, validation)
             record["validation_loss"] = validation
             if state["best_validation_loss"] is None or validation < state["best_validation_loss"]:

@@ -93,6 +93,8 @@ NUMBERS = [
      "--max-context must be between 0 and 20"),
     ("max context negative", lambda root: [*TRAIN, "--out", out(root), "--max-context", "-1"],
      "--max-context must be between 0 and 20"),
+    ("warm start from a folder without an adapter", lambda root: [*TRAIN, "--out", out(root), "--warm-start", str(root)],
+     "is not an adapter folder"),
 ]
 
 
@@ -113,6 +115,7 @@ CONFIGS = [
     ("evaluate min slice zero", "EvaluationConfig", {"min_slice": 0}, "at least 2"),
     ("evaluate context k past the maximum", "EvaluationConfig", {"context_k": 21}, "--context-k"),
     ("train max context negative", "TrainConfig", {"max_context": -1}, "--max-context"),
+    ("train warm start from nowhere", "TrainConfig", {"warm_start": "/nonexistent/adapter"}, "--warm-start"),
 ]
 
 
