@@ -22,6 +22,7 @@ import traceback
 
 from engine.atomic import finite_json
 from engine.errors import FocusgroupError, one_line
+from engine.pilot_command import add_pilot_options, check_pilot_mode, pilot_block, pilot_table
 from engine.train_command import add_train_parser, run_train
 from engine.validation import check_options
 
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "sample one reply per persona and parse it (the slower comparison)")
     simulate.add_argument("--samples", type=int, default=0,
                           help="also list this many simulated respondents drawn with --seed (json)")
+    add_pilot_options(simulate)
     add_model_options(simulate)
     add_data_dir(simulate)
     add_format(simulate)
@@ -234,6 +236,7 @@ def run_simulate(args) -> None:
     filters = parse_slice(survey, args.slice)
     context = choose_context(survey, survey.question(args.question), args.context_questions, args.context_k)
     args.survey_id = survey.id
+    check_pilot_mode(args)
     loaded = load_model(model_config(args))
     if args.mode == "generate":
         if context:
@@ -245,13 +248,14 @@ def run_simulate(args) -> None:
                               args.personas, args.seed, progress_bar("Simulating"), not args.no_baselines,
                               gaps=not args.no_gaps, context=context)
         result = simulation.to_dict(args.temperature)
+        result["pilot"] = pilot_block(args, loaded, survey, simulation)
         if args.samples:
             sample = simulation.sample(args.samples, args.temperature, np.random.default_rng(args.seed))
             result["samples"] = sample.to_dict(orient="records")
     if args.format == "json":
         print_json(result)
     else:
-        print(simulation_table(result))
+        print(simulation_table(result) + ("" if result.get("pilot") is None else "\n\n" + pilot_table(result["pilot"])))
 
 
 def run_evaluate(args) -> None:

@@ -93,7 +93,7 @@ def model_estimate(unlabelled: np.ndarray, weights: np.ndarray | None = None) ->
 
 
 def relevelled_estimate(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.ndarray,
-                        weights: np.ndarray | None = None) -> Estimate:
+                        weights: np.ndarray | None = None, unlabelled_weights: np.ndarray | None = None) -> Estimate:
     """The model re-levelled so that its mean over the pilot personas equals the pilot's
     shares (an option the model never gives keeps the pilot's share through the factor's
     floor), applied to every unlabelled persona, renormalised, averaged."""
@@ -104,7 +104,7 @@ def relevelled_estimate(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.n
     adjusted = unlabelled * factor
     totals = adjusted.sum(1, keepdims=True)
     adjusted = np.where(totals > 0, adjusted / np.where(totals > 0, totals, 1), 1.0 / k)
-    return Estimate("relevelled", adjusted.mean(0), None, None, None)
+    return Estimate("relevelled", np.average(adjusted, axis=0, weights=unlabelled_weights), None, None, None)
 
 
 def ppi_estimate(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.ndarray,
@@ -116,7 +116,7 @@ def ppi_estimate(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.ndarray,
     k = pilot.shape[1]
     labels = one_hot(answers, k)
     if len(answers) < MIN_PILOT:
-        return Estimate("ppi", model_estimate(unlabelled).shares, None, None, None)
+        return Estimate("ppi", model_estimate(unlabelled, unlabelled_weights).shares, None, None, None)
     shares, low, high = np.empty(k), np.empty(k), np.empty(k)
     for j in range(k):
         args = (labels[:, j], pilot[:, j], unlabelled[:, j])
@@ -137,22 +137,27 @@ def effective_n(answers: np.ndarray, k: int, weights: np.ndarray | None, varianc
 
 
 def slice_estimates(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.ndarray,
-                    weights: np.ndarray | None = None) -> dict[str, Estimate]:
-    """The four estimates of one slice: `answers` are the pilot respondents' option indices,
+                    weights: np.ndarray | None = None,
+                    unlabelled_weights: np.ndarray | None = None) -> dict[str, Estimate]:
+    """The estimates of one slice: `answers` are the pilot respondents' option indices,
     `pilot` and `unlabelled` the model's option probabilities (rows sum to 1) for the pilot
-    respondents and the unlabelled personas; `weights` the pilot's survey weights."""
+    respondents and the unlabelled personas; `weights` and `unlabelled_weights` their survey
+    weights. Without a pilot answer in the slice there is only the model's."""
     pilot, unlabelled = np.asarray(pilot, dtype=float), np.asarray(unlabelled, dtype=float)
     if pilot.shape[0] != len(answers) or pilot.shape[1] != unlabelled.shape[1] or not len(unlabelled):
         raise ValueError("pilot probabilities need one row per pilot answer, and the unlabelled personas the "
                          "same options")
-    return {"pilot": pilot_estimate(answers, pilot.shape[1], weights), "model": model_estimate(unlabelled),
-            "ppi": ppi_estimate(answers, pilot, unlabelled, weights),
-            "relevelled": relevelled_estimate(answers, pilot, unlabelled, weights)}
+    model = model_estimate(unlabelled, unlabelled_weights)
+    if not len(answers):
+        return {"model": model}
+    return {"pilot": pilot_estimate(answers, pilot.shape[1], weights), "model": model,
+            "ppi": ppi_estimate(answers, pilot, unlabelled, weights, unlabelled_weights),
+            "relevelled": relevelled_estimate(answers, pilot, unlabelled, weights, unlabelled_weights)}
 
 
-def worth_sentence(pilot_n: int, estimate: Estimate, slice_name: str) -> str:
-    """One plain sentence on what the model adds to the pilot for this slice."""
-    if estimate.effective_n is None or pilot_n < MIN_PILOT:
+def worth_sentence(pilot_n: int, estimate: Estimate | None, slice_name: str) -> str:
+    """One plain sentence on what the model adds to the pilot (`estimate`: PPI's) for this slice."""
+    if estimate is None or estimate.effective_n is None or pilot_n < MIN_PILOT:
         return f"Too few pilot answers in {slice_name} ({pilot_n}) to say what the model adds."
     extra = int(round(estimate.effective_n - pilot_n))
     if extra < 1:

@@ -126,3 +126,17 @@ def test_simulate_lists_seeded_samples(capsys):
     again = json.loads(run(capsys, *argv)[1])["samples"]
     assert len(first) == 5 and first == again
     assert all(sample["answer"] in ("Too little", "About right", "Too much") for sample in first)
+
+
+def test_simulate_with_a_pilot_prints_the_three_estimates(capsys):
+    argv = ("simulate", "--question", "natenvir", "--slice", "partyid=strong democrat", "--pilot-size", "400",
+            "--model", "tiny", "--no-baselines", "--no-gaps")
+    code, out, _ = run(capsys, *argv, "--format", "json")
+    assert code == 0
+    pilot = json.loads(out)["pilot"]
+    assert pilot["source"] == "400 respondents drawn with seed 0" and pilot["pilot_in_slice"] > 30
+    assert set(pilot["estimates"]) == {"pilot", "model", "ppi", "relevelled"}
+    assert pilot["estimates"]["model"]["low"] is None and pilot["estimates"]["ppi"]["low"] is not None
+    assert set(pilot["truth"]) == set(pilot["estimates"]["ppi"]["shares"]) == {"Too little", "About right", "Too much"}
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "pilot + model" in out and "real, outside the pilot" in out and "pilot answers in" in out

@@ -5,8 +5,10 @@ model with no signal adds (nothing)."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from engine.pilot import (
@@ -113,3 +115,72 @@ def test_a_slice_with_one_pilot_answer_gets_no_interval():
     assert worth_sentence(1, estimates["ppi"], "men").startswith("Too few pilot answers")
     with pytest.raises(ValueError, match="one row per pilot answer"):
         slice_estimates(np.array([1, 0]), np.array([[0.5, 0.5]]), np.array([[0.4, 0.6]]))
+
+
+# A pilot on a survey: drawn from the respondents, or read from a CSV.
+
+def test_a_drawn_pilot_is_left_out_of_the_population_it_is_checked_against(tiny, gss):
+    from engine.pilot_survey import draw_pilot, pilot_estimates
+    from engine.simulate import simulate
+    from engine.surveys.model import MISSING
+
+    filters = {"sex": ("Female",)}
+    simulation = simulate(tiny, gss, "natenvir", filters, with_baselines=False)
+    pilot = draw_pilot(gss, "natenvir", 200, seed=4)
+    assert pilot.respondents.equals(draw_pilot(gss, "natenvir", 200, seed=4).respondents)
+    assert not pilot.respondents.equals(draw_pilot(gss, "natenvir", 200, seed=5).respondents)
+    assert (pilot.answers != MISSING).all()
+    report = pilot_estimates(tiny, simulation, pilot)
+    inside = pilot.respondents[pilot.in_slice(filters)]
+    assert report.pilot_in_slice == len(inside) > 50
+    assert report.n_unlabelled == len(simulation.index) - len(inside)
+    outside = simulation.index[~simulation.index.isin(inside)]
+    answers = gss.answers.loc[outside, "natenvir"].to_numpy()
+    weights = gss.weight_array(outside)[answers != MISSING]
+    expected = np.bincount(answers[answers != MISSING], weights=weights, minlength=3) / weights.sum()
+    assert report.truth == pytest.approx(expected)
+    shares = {method: estimate.shares for method, estimate in report.estimates.items()}
+    assert shares["pilot"] == pytest.approx(np.bincount(pilot.answers[pilot.in_slice(filters)], minlength=3,
+                                                        weights=pilot.weights[pilot.in_slice(filters)])
+                                            / pilot.weights[pilot.in_slice(filters)].sum())
+    assert shares["model"] == pytest.approx(np.average(simulation.probabilities(1.0)[~simulation.index.isin(inside)],
+                                                       axis=0, weights=simulation.weights[~simulation.index.isin(inside)]))
+    block = report.to_dict()
+    assert set(block["estimates"]) == {"pilot", "model", "ppi", "relevelled"} and block["sentence"]
+
+
+def pilot_csv(tmp_path, text: str):
+    path = tmp_path / "pilot.csv"
+    path.write_text(text)
+    return path
+
+
+def test_a_pilot_file_is_read_against_the_survey_fields(tmp_path, gss):
+    from engine.pilot_survey import read_pilot
+
+    question = gss.question("natenvir")
+    labels = question.labels
+    path = pilot_csv(tmp_path, f"sex,partyid,Answer,weight\nfemale,Strong Democrat,{labels[0]},1.5\n"
+                               f"Male,,{labels[2].upper()},0.5\n")
+    pilot = read_pilot(path, gss, question)
+    assert list(pilot.answers) == [0, 2] and list(pilot.weights) == [1.5, 0.5]
+    assert list(pilot.demographics["sex"]) == ["Female", "Male"]
+    assert pd.isna(pilot.demographics["partyid"][1]) and pd.isna(pilot.demographics["age"][0])
+    assert list(pilot.in_slice({"sex": ("Female",)})) == [True, False]
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("sex,shoe_size,answer\nFemale,9,Too little\n", "column 'shoe_size', which is not a field"),
+    ("sex,answer\nMartian,Too little\n", "field 'sex' has no value 'Martian'"),
+    ("sex,answer\nFemale,Maybe\n", "line 2: answer 'Maybe' is not an option"),
+    ("sex\nFemale\n", "no 'answer' column"),
+    ("sex,answer\n", "has no rows"),
+    ("sex,answer,weight\nFemale,Too little,-1\n", "every 'weight' must be a number"),
+    ("sex,answer,weight\nFemale,Too little,=1+1\n", "every 'weight' must be a number"),
+])
+def test_a_bad_pilot_file_is_refused_by_name(tmp_path, gss, text, fragment):
+    from engine.errors import FocusgroupError
+    from engine.pilot_survey import read_pilot
+
+    with pytest.raises(FocusgroupError, match=re.escape(fragment)):
+        read_pilot(pilot_csv(tmp_path, text), gss, gss.question("natenvir"))
