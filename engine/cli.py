@@ -22,7 +22,15 @@ import traceback
 
 from engine.atomic import finite_json
 from engine.errors import FocusgroupError, one_line
-from engine.pilot_command import add_pilot_options, check_pilot_mode, pilot_block, pilot_table
+from engine.pilot_command import (
+    add_pilot_evaluation_options,
+    add_pilot_options,
+    check_pilot_mode,
+    pilot_block,
+    pilot_evaluation,
+    pilot_evaluation_table,
+    pilot_table,
+)
 from engine.train_command import add_train_parser, run_train
 from engine.validation import check_options
 
@@ -105,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--context-k", type=int, default=0,
                           help="twins: each persona carries its answers to the K questions worded most like the "
                                "asked one, outside the held-out set (default: 0, demographics only)")
+    add_pilot_evaluation_options(evaluate)
     add_model_options(evaluate)
     add_data_dir(evaluate)
     add_format(evaluate)
@@ -270,6 +279,10 @@ def run_evaluate(args) -> None:
                               context_k=args.context_k)
     args.survey_id = survey.id
     loaded = load_model(model_config(args))
+    if args.pilot_size is not None:
+        result = pilot_evaluation(args, loaded, survey, progress_bar("Scoring"))
+        print_json(result) if args.format == "json" else print(pilot_evaluation_table(result))
+        return
     announce = (lambda i, n, q: print(f"[{i + 1}/{n}] {q}", file=sys.stderr, flush=True))
     result = evaluate(loaded, survey, config, progress_bar("Scoring"), on_question=announce)
     if args.format == "json":

@@ -109,23 +109,33 @@ def relevelled_estimate(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.n
 
 def ppi_estimate(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.ndarray,
                  weights: np.ndarray | None = None, unlabelled_weights: np.ndarray | None = None) -> Estimate:
-    """PPI++ per option with the power-tuning lam fitted (and clipped to [0, 1]) by `ppi_py`,
-    its 95% interval, and the effective sample size of the whole estimate."""
+    """PPI++ per option: the point estimate with the power-tuning lam fitted (and clipped to
+    [0, 1]) by `ppi_py`, and its variance from `ppi_py`'s interval. The interval is Wilson's
+    score interval at the option's effective size p (1 - p) / Var (p the pilot's share; the
+    pilot's Kish size where that is 0/0), centred on the estimate: asymptotically the same
+    as `ppi_py`'s normal interval, and the pilot's own Wilson interval when lam is 0. The
+    normal interval covers badly on slices with a handful of pilot answers (it has zero width
+    when they all answer alike), and slices are where a pilot is thinnest."""
     from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
 
     k = pilot.shape[1]
     labels = one_hot(answers, k)
     if len(answers) < MIN_PILOT:
         return Estimate("ppi", model_estimate(unlabelled, unlabelled_weights).shares, None, None, None)
-    shares, low, high = np.empty(k), np.empty(k), np.empty(k)
+    shares, variances = np.empty(k), np.empty(k)
     for j in range(k):
         args = (labels[:, j], pilot[:, j], unlabelled[:, j])
-        shares[j] = float(np.squeeze(ppi_mean_pointestimate(*args, w=weights, w_unlabeled=unlabelled_weights)))
-        interval = ppi_mean_ci(*args, alpha=0.05, w=weights, w_unlabeled=unlabelled_weights)
-        low[j], high[j] = (float(np.squeeze(bound)) for bound in interval)
-    variances = np.square((high - low) / (2 * Z95))
-    return Estimate("ppi", shares, np.clip(low, 0, 1), np.clip(high, 0, 1),
-                    effective_n(answers, k, weights, variances))
+        # a prediction without variance carries no signal, and ppi_py's lam would be 0 / 0
+        lam = 0.0 if np.ptp(np.concatenate([pilot[:, j], unlabelled[:, j]])) < 1e-12 else None
+        options = {"lam": lam, "w": weights, "w_unlabeled": unlabelled_weights}
+        shares[j] = float(np.squeeze(ppi_mean_pointestimate(*args, **options)))
+        low, high = (float(np.squeeze(bound)) for bound in ppi_mean_ci(*args, alpha=0.05, **options))
+        variances[j] = ((high - low) / (2 * Z95)) ** 2
+    alone = pilot_estimate(answers, k, weights)
+    spread = alone.shares * (1 - alone.shares)
+    sizes = np.where((spread > 0) & (variances > 0), spread / np.where(variances > 0, variances, 1), alone.effective_n)
+    low, high = wilson(np.clip(shares, 0, 1), sizes)
+    return Estimate("ppi", shares, low, high, effective_n(answers, k, weights, variances))
 
 
 def effective_n(answers: np.ndarray, k: int, weights: np.ndarray | None, variances: np.ndarray) -> float | None:

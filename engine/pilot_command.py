@@ -1,6 +1,7 @@
 """The pilot options of `focusgroup simulate` (`--pilot FILE | --pilot-size N`) and their table.
 
     focusgroup simulate --survey gss2018 --question natenvir --slice partyid="strong democrat" --pilot-size 100
+    focusgroup evaluate --survey gss2018 --pilot-size 100 --repeats 20
 
 prints, under the simulation, the slice's shares from the pilot alone, the model alone,
 pilot + model (prediction-powered) and the re-levelled model, with 95% intervals where the
@@ -9,6 +10,12 @@ them, and one sentence on what the model adds. `--format json` puts the same und
 `source`, `pilot_size`, `pilot_in_slice`, `n_unlabelled`, `sentence`, `truth` (option ->
 share, or null) and `estimates` (method -> null, or {`shares`, `low`, `high`: option -> share
 or null; `effective_n`}), methods `pilot`, `model`, `ppi`, `relevelled`.
+
+`evaluate --pilot-size N [N ...] --repeats R` replaces the fidelity report by the repeated-pilot
+evaluation of `engine.pilot_evaluate` on the held-out questions (or --questions), over
+everyone who answered (--split does not apply); `--format json` gives its `summary`
+(pilot size -> method -> `js`, and for `pilot` and `ppi` `coverage` and `width`, for `ppi`
+`effective_n_ratio`) and every `records` row.
 """
 
 from __future__ import annotations
@@ -30,6 +37,40 @@ def add_pilot_options(parser: argparse.ArgumentParser) -> None:
     exclusive.add_argument("--pilot-size", type=int, metavar="N",
                            help="draw N of the survey's respondents (with --seed) as the pilot; the rest are the "
                                 "population the estimates are checked against")
+
+
+def add_pilot_evaluation_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pilot + model (instead of the fidelity report)")
+    group.add_argument("--pilot-size", type=int, nargs="+", metavar="N",
+                       help="draw pilots of N respondents on held-out questions and score pilot alone, model, "
+                            "pilot + model and the re-levelled model against everyone else's real answers")
+    group.add_argument("--repeats", type=int, default=20, help="pilot draws per size (default: %(default)s)")
+
+
+def pilot_evaluation(args, loaded, survey, progress) -> dict:
+    from engine.pilot_evaluate import PilotEvaluationConfig, evaluate_pilots
+
+    config = PilotEvaluationConfig(pilot_sizes=tuple(args.pilot_size), repeats=args.repeats,
+                                   questions=tuple(args.questions) if args.questions else None,
+                                   min_slice=args.min_slice, temperature=args.temperature)
+    return evaluate_pilots(loaded, survey, config, progress)
+
+
+def pilot_evaluation_table(result: dict) -> str:
+    """One row per pilot size and method: JS to the truth, coverage, width, effective size."""
+    lines = [f"{result['survey']}: pilots on {', '.join(result['questions'])}; {result['repeats']} draws per size; "
+             f"model {result['model']}, temperature {result['temperature']}",
+             "Scored against the real answers of everyone outside the pilot, per single-field slice.",
+             f"{'pilot size':>10}  {'method':<14} {'mean JS':>8} {'coverage':>9} {'width':>7} {'eff. n / n':>10}"]
+    for size, block in result["summary"].items():
+        for method, title in TITLES.items():
+            entry = block[method]
+            coverage = entry.get("coverage")
+            lines.append(f"{size:>10}  {title:<14} {number(entry['js']):>8} "
+                         f"{'-' if coverage is None else f'{100 * coverage:.1f}%':>9} "
+                         f"{number(entry.get('width')):>7} {number(entry.get('effective_n_ratio'), 2):>10}")
+        lines.append(f"{'':>10}  ({block['n_estimates']} question x slice x draw estimates)")
+    return "\n".join(lines)
 
 
 def pilot_block(args, loaded, survey, simulation) -> dict | None:
@@ -83,4 +124,5 @@ def pilot_table(block: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["add_pilot_options", "pilot_block", "pilot_table", "check_pilot_mode"]
+__all__ = ["add_pilot_options", "pilot_block", "pilot_table", "check_pilot_mode", "add_pilot_evaluation_options",
+           "pilot_evaluation", "pilot_evaluation_table"]

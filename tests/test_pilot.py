@@ -48,21 +48,22 @@ def test_ppi_matches_its_closed_form_and_ppi_py():
     from ppi_py import ppi_mean_ci
 
     rng = np.random.default_rng(3)
-    answers, predicted = population(rng, 4200, bias=0.1, noise=0.1)
-    y, f, f_unlabelled = (answers[:200] == 0).astype(float), predicted[:200, 0], predicted[200:, 0]
+    answers, predicted = population(rng, 42000, bias=0.1, noise=0.1)
+    y, f, f_unlabelled = (answers[:2000] == 0).astype(float), predicted[:2000, 0], predicted[2000:, 0]
     n, big_n = len(y), len(f_unlabelled)
     # METHODS.md: lam* = Cov(Y, f) / ((1 + n/N) Var(f)), clipped to [0, 1]
     lam = np.clip(np.cov(y, f, bias=True)[0, 1] / ((1 + n / big_n) * np.var(np.concatenate([f, f_unlabelled]),
                                                                                 ddof=1)), 0, 1)
     theta = lam * f_unlabelled.mean() + (y - lam * f).mean()
     sd = math.sqrt(lam ** 2 * f_unlabelled.var() / big_n + (y - lam * f).var() / n)
-    estimate = ppi_estimate(answers[:200], predicted[:200], predicted[200:])
+    estimate = ppi_estimate(answers[:2000], predicted[:2000], predicted[2000:])
     assert 0 < lam < 1
     assert estimate.shares[0] == pytest.approx(theta, abs=1e-6)
-    assert estimate.low[0] == pytest.approx(theta - 1.96 * sd, abs=2e-3)
-    assert estimate.high[0] == pytest.approx(theta + 1.96 * sd, abs=2e-3)
+    # the Wilson form of the interval: ppi_py's normal interval at this size, to a thousandth
+    assert estimate.low[0] == pytest.approx(theta - 1.96 * sd, abs=1e-3)
+    assert estimate.high[0] == pytest.approx(theta + 1.96 * sd, abs=1e-3)
     low, high = ppi_mean_ci(y, f, f_unlabelled, alpha=0.05)
-    assert (estimate.low[0], estimate.high[0]) == pytest.approx((float(low[0]), float(high[0])))
+    assert (estimate.low[0], estimate.high[0]) == pytest.approx((float(low[0]), float(high[0])), abs=1e-3)
     assert estimate.shares.sum() == pytest.approx(1)
 
 
@@ -106,6 +107,23 @@ def test_relevelling_a_uniformly_biased_model_gives_the_pilot_shares():
     estimate = relevelled_estimate(answers, biased, unlabelled)
     assert estimate.shares == pytest.approx([2 / 6, 1 / 6, 3 / 6])
     assert estimate.low is None
+
+
+def test_ppi_intervals_cover_small_slices_too_and_equal_the_pilot_without_signal():
+    rng = np.random.default_rng(2)
+    repeats, covered = 400, 0
+    for _ in range(repeats):
+        answers, predicted = population(rng, 1008, bias=0.1, noise=0.3)
+        truth = np.mean(answers[8:] == 0)
+        estimate = ppi_estimate(answers[:8], predicted[:8], predicted[8:])  # eight pilot answers in the slice
+        covered += estimate.low[0] <= truth <= estimate.high[0]
+    assert covered / repeats >= 0.95 - 3 * math.sqrt(0.95 * 0.05 / repeats)
+    answers = np.array([0, 0, 0, 0, 0])  # all alike: a normal interval would have no width
+    flat = np.tile([0.5, 0.5], (5, 1))
+    estimate = ppi_estimate(answers, flat, np.tile([0.5, 0.5], (40, 1)))
+    alone = pilot_estimate(answers, 2)
+    assert estimate.low == pytest.approx(alone.low) and estimate.high == pytest.approx(alone.high)
+    assert estimate.high[1] > 0.3
 
 
 def test_a_slice_with_one_pilot_answer_gets_no_interval():
@@ -184,3 +202,27 @@ def test_a_bad_pilot_file_is_refused_by_name(tmp_path, gss, text, fragment):
 
     with pytest.raises(FocusgroupError, match=re.escape(fragment)):
         read_pilot(pilot_csv(tmp_path, text), gss, gss.question("natenvir"))
+
+
+def test_repeated_pilots_credit_a_model_that_knows_the_answers_and_not_a_constant_one(gss):
+    from engine.pilot_evaluate import PilotEvaluationConfig, question_records, summarize_pilots
+    from engine.surveys.model import MISSING
+
+    question = gss.question("natenvir")
+    index = gss.answers.index[gss.answers["natenvir"].to_numpy() != MISSING]
+    answers = gss.answers.loc[index, "natenvir"].to_numpy()
+    weights = gss.weight_array(index)
+    knowing = 0.1 / 3 + 0.9 * np.eye(3)[answers]  # nearly each person's own answer
+    constant = np.tile([0.2, 0.3, 0.5], (len(index), 1))
+    config = PilotEvaluationConfig(pilot_sizes=(100,), repeats=3, min_slice=100)
+    summaries = {name: summarize_pilots(question_records(gss, question, (index, answers, weights, probabilities),
+                                                         config), (100,))["100"]
+                 for name, probabilities in {"knowing": knowing, "constant": constant}.items()}
+    assert summaries["knowing"]["n_estimates"] == summaries["constant"]["n_estimates"] > 20
+    assert summaries["knowing"]["ppi"]["effective_n_ratio"] > 3
+    assert summaries["knowing"]["ppi"]["js"] < 0.6 * summaries["knowing"]["pilot"]["js"]
+    assert summaries["constant"]["ppi"]["effective_n_ratio"] == pytest.approx(1)
+    assert summaries["constant"]["ppi"]["js"] == pytest.approx(summaries["constant"]["pilot"]["js"])
+    assert summaries["constant"]["model"]["js"] > summaries["knowing"]["model"]["js"]
+    for summary in summaries.values():
+        assert 0.8 <= summary["ppi"]["coverage"] <= 1 and 0.8 <= summary["pilot"]["coverage"] <= 1
