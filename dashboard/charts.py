@@ -82,6 +82,49 @@ def ab_figure(frame: pd.DataFrame, title: str, subtitle: str | None = None) -> g
     return base_layout(figure, title, subtitle)
 
 
+PILOT_COLOURS = {"Pilot alone": REAL, "Model alone": SIMULATED, "Pilot + model": "#2E8B57"}
+
+
+def pilot_frame(labels: list[str], block: dict) -> pd.DataFrame:
+    """Tidy rows (option, estimate, share, low, high) from a pilot block
+    (`engine.pilot_survey.PilotReport.to_dict`): pilot alone, model alone and pilot + model,
+    the bounds NaN where the method has no interval; the real share outside the pilot too."""
+    rows = []
+    for method, name in (("pilot", "Pilot alone"), ("model", "Model alone"), ("ppi", "Pilot + model")):
+        estimate = block["estimates"][method]
+        if estimate is None:
+            continue
+        for label in labels:
+            low = np.nan if estimate["low"] is None else estimate["low"][label]
+            high = np.nan if estimate["high"] is None else estimate["high"][label]
+            rows.append({"option": label, "estimate": name, "share": estimate["shares"][label], "low": low,
+                         "high": high})
+    if block["truth"] is not None:
+        rows += [{"option": label, "estimate": "Real, outside the pilot", "share": block["truth"][label],
+                  "low": np.nan, "high": np.nan} for label in labels]
+    return pd.DataFrame(rows, columns=["option", "estimate", "share", "low", "high"])
+
+
+def pilot_figure(frame: pd.DataFrame, title: str, subtitle: str | None = None) -> go.Figure:
+    """Grouped bars per option: pilot alone, model alone, pilot + model (95% intervals as
+    error bars where the estimate has one) and the real share outside the pilot."""
+    figure = go.Figure()
+    for name in frame["estimate"].unique():
+        rows = frame[frame["estimate"] == name]
+        has_interval = rows["low"].notna().any()
+        figure.add_bar(
+            name=name, x=rows["option"], y=rows["share"], marker_color=PILOT_COLOURS.get(name, BASELINE),
+            error_y=dict(type="data", symmetric=False, array=(rows["high"] - rows["share"]).fillna(0),
+                         arrayminus=(rows["share"] - rows["low"]).fillna(0), color="#333333", thickness=1.2,
+                         width=6) if has_interval else None,
+            hovertemplate="%{x}<br>" + name + ": %{y:.1%}<extra></extra>",
+        )
+    figure.update_layout(barmode="group", bargap=0.2)
+    figure.update_yaxes(title="Share of the slice", tickformat=".0%", range=[0, 1], gridcolor="#EEEEEE")
+    figure.update_xaxes(title="Answer")
+    return base_layout(figure, title, subtitle)
+
+
 def fidelity_heatmap(frame: pd.DataFrame, title: str, subtitle: str | None = None) -> go.Figure:
     """Questions x slices, coloured by distance / noise floor (1 = as close as a resample)."""
     table = frame.pivot(index="question", columns="slice", values="ratio")

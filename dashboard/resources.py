@@ -122,6 +122,21 @@ def run_simulation(survey_id: str, question, filters: dict, stimulus: str | None
     return result
 
 
+def run_pilot(simulation, adapter: str | None, size: int | None, upload: bytes | None, upload_name: str,
+              temperature: float) -> dict:
+    """The pilot block (`engine.pilot_survey`) for a simulation: N respondents drawn with the
+    simulation's seed, or an uploaded CSV; the pilot personas' logits come from the disk cache
+    after the first time, so a temperature change costs no model call."""
+    from engine.pilot_survey import draw_pilot, pilot_estimates, read_pilot
+
+    if upload is None:
+        pilot = draw_pilot(simulation.survey, simulation.question, size, simulation.seed)
+    else:
+        pilot = read_pilot(upload, simulation.survey, simulation.question, upload_name)
+    with MODEL_LOCK:
+        return pilot_estimates(model(base_model(), adapter), simulation, pilot, temperature).to_dict()
+
+
 def run_evaluation(survey_id: str, adapter: str | None, questions: tuple[str, ...] | None, progress=None):
     """Evaluate on the test split at T = 1, keeping logits for the temperature curve."""
     from engine.evaluate import EvaluationConfig, evaluate

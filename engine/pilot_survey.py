@@ -81,10 +81,9 @@ def read_pilot(source: str | Path | bytes, survey: Survey, question: Question, n
         name = str(path)
         if not path.is_file():
             raise FocusgroupError(f"Pilot file {path} does not exist; pass a CSV of pilot answers.")
-        if path.stat().st_size > MAX_PILOT_BYTES:
-            raise FocusgroupError(f"Pilot file {path} is over {MAX_PILOT_BYTES // 1_000_000} MB; a pilot is a few "
-                                  "hundred rows.")
         source = path.read_bytes()
+    if len(source) > MAX_PILOT_BYTES:
+        raise FocusgroupError(f"{name} is over {MAX_PILOT_BYTES // 1_000_000} MB; a pilot is a few hundred rows.")
     try:
         table = pd.read_csv(io.BytesIO(source), dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:

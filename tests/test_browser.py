@@ -94,6 +94,14 @@ def test_dashboard_in_a_real_browser(server, browser_page):
     assert page.get_by_text("Traceback").count() == 0
     page.screenshot(path=str(SCREENSHOTS / "focus_group_low_temperature.png"), full_page=True)
 
+    page.get_by_role("button", name="Combine with the pilot").click()  # 100 respondents drawn as a pilot
+    page.get_by_text("pilot answers in").first.wait_for(timeout=200_000)
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=30_000)
+    for bars in ("Pilot alone", "Model alone", "Pilot + model"):
+        page.locator(".js-plotly-plot").nth(1).get_by_text(bars).first.wait_for(state="attached", timeout=30_000)
+    assert page.get_by_text("Traceback").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "focus_group_pilot.png"), full_page=True)
+
     for name, marker in (("Scoreboard", "Pick questions"), ("Train", "Start training"), ("Data", "Break down by")):
         page.get_by_role("link", name=name).click()
         page.get_by_text(marker).first.wait_for(timeout=60_000)
@@ -106,8 +114,8 @@ def test_dashboard_in_a_real_browser(server, browser_page):
         page.wait_for_timeout(1000)
         assert page.get_by_text("Traceback").count() == 0
         page.screenshot(path=str(SCREENSHOTS / f"{name.lower()}.png"), full_page=True)
-    assert {"data.png", "focus_group.png", "focus_group_low_temperature.png", "scoreboard.png",
-            "train.png"} <= {p.name for p in SCREENSHOTS.glob("*.png")}
+    assert {"data.png", "focus_group.png", "focus_group_low_temperature.png", "focus_group_pilot.png",
+            "scoreboard.png", "train.png"} <= {p.name for p in SCREENSHOTS.glob("*.png")}
 
 
 UPLOAD_ID = "browser-upload-check"

@@ -194,3 +194,25 @@ def test_focus_group_twins_carry_context_answers_into_the_chart_and_the_export()
     app.multiselect(key="context_gss2018").set_value([app.selectbox(key="question_gss2018").value])
     app.button[0].click().run()
     assert any("cannot be its own context" in error.value for error in app.error)
+
+
+def test_focus_group_combines_a_drawn_pilot_with_the_model():
+    app = page("focus_group")
+    app.selectbox(key="question_gss2018").set_value("natenvir")
+    app.multiselect(key="slice_gss2018_sex").set_value(["Female"])
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    app.number_input(key="pilot_size").set_value(300)
+    app.button(key="FormSubmitter:pilot-Combine with the pilot").click().run()
+    assert not app.exception, app.exception
+    figure = json.loads(app.get("plotly_chart")[-1].proto.spec)
+    names = [trace["name"] for trace in figure["data"]]
+    assert names == ["Pilot alone", "Model alone", "Pilot + model", "Real, outside the pilot"]
+    assert figure["data"][0]["error_y"]["arrayminus"] and "error_y" not in figure["data"][1]
+    assert any("pilot answers in sex = Female" in m.value for m in app.markdown)
+    app.slider(key="temperature").set_value(0.5).run()  # the pilot stays, re-read at the new temperature
+    assert not app.exception and len(app.get("plotly_chart")) == 2
+    app.button(key="make_bundle").click().run()
+    bundle = zipfile.ZipFile(io.BytesIO(app.session_state["last_bundle"]))
+    assert "pilot.csv" in bundle.namelist()
+    assert json.loads(bundle.read("manifest.json"))["pilot"]["source"] == "300 respondents drawn with seed 0"

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, export, resources, state
+from dashboard.pilot_panel import pilot_section
 from engine.atomic import finite_json
 from engine.errors import FocusgroupError
 from engine.gaps import ALARM
@@ -267,6 +268,11 @@ if len(results) == 2:
     st.dataframe(shift, hide_index=True, column_config={"B minus A": st.column_config.NumberColumn(format="%+.3f")})
     charts_for_export.append(export.Chart("ab_test", ab_chart, ab))
 
+# -- pilot + model -------------------------------------------------------------------------
+pilot_chart, pilot_block = pilot_section(simulation, request["adapter"], temperature, title, subtitle)
+if pilot_chart is not None:
+    charts_for_export.append(pilot_chart)
+
 # -- export -------------------------------------------------------------------------------
 st.subheader("Export")
 manifest = {
@@ -282,6 +288,7 @@ manifest = {
     "gaps": finite_json(gaps.to_dict()),
     "simulated": dict(zip(question.labels, snapshot.simulated.round(6).tolist())),
     "real": None if simulation.real is None else dict(zip(question.labels, simulation.real.round(6).tolist())),
+    "pilot": pilot_block,
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
 }
 columns = st.columns(5)
