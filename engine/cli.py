@@ -3,6 +3,7 @@
     focusgroup surveys [--data-dir D] [--format json]
     focusgroup questions --survey gss2018
     focusgroup simulate --survey gss2018 --question natenrgy --slice partyid="strong democrat"
+    focusgroup simulate --ask "Would you buy it?" --options Yes Maybe No
     focusgroup evaluate --survey gss2018 --split test --format json
     focusgroup train --survey gss2018 --method lora --out adapters/gss2018
     focusgroup benchmark scoring --format json
@@ -20,6 +21,7 @@ import os
 import sys
 import traceback
 
+from engine.ask_command import add_question_options, asked_question, training_warnings
 from engine.atomic import finite_json
 from engine.errors import FocusgroupError, one_line
 from engine.pilot_command import (
@@ -78,13 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="simulate one question for one demographic slice")
     simulate.add_argument("--survey", default="gss2018", help="survey id or spec file (default: gss2018)")
-    simulate.add_argument("--question", required=True, help="question id (see `focusgroup questions`)")
+    add_question_options(simulate)
     simulate.add_argument("--slice", action="append", default=[], metavar="FIELD=VALUE[,VALUE]",
-                          help="keep respondents whose FIELD is one of the values; repeat for more fields")
+                          help="keep respondents whose FIELD is one of the values (a value in double quotes is "
+                               "taken whole); repeat for more fields")
     simulate.add_argument("--temperature", type=float, default=1.0,
                           help="0 = each persona's most likely answer, 1 = the model's own distribution")
     simulate.add_argument("--stimulus", help="text shown before the question (ad copy, concept, message)")
-    simulate.add_argument("--personas", type=int, help="draw this many personas from the slice (default: all)")
+    simulate.add_argument("--personas", type=int, metavar="N", help="draw N personas from the slice (default: all); "
+                          "the real distribution and its noise floor stay the whole slice's")
+    simulate.add_argument("--real-from-drawn", action="store_true",
+                          help="with --personas, read the real distribution from the drawn personas' answers only")
     simulate.add_argument("--seed", type=int, default=0, help="seed for persona draws and the noise floor")
     simulate.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
     simulate.add_argument("--no-gaps", action="store_true", help="skip the slice gaps (everyone answering too)")
@@ -242,25 +248,27 @@ def run_simulate(args) -> None:
     from engine.twins import choose_context
 
     survey = load_survey(args.survey, args.data_dir)
+    question = asked_question(args, survey)
     filters = parse_slice(survey, args.slice)
-    context = choose_context(survey, survey.question(args.question), args.context_questions, args.context_k)
+    context = choose_context(survey, question, args.context_questions, args.context_k)
     args.survey_id = survey.id
     check_pilot_mode(args)
     loaded = load_model(model_config(args))
     if args.mode == "generate":
         if context:
             raise FocusgroupError("--context-questions works with --mode logits only; drop one of them.")
-        result = simulate_by_generation(loaded, survey, args.question, filters, args.temperature, args.stimulus,
-                                        args.personas, args.seed, progress_bar("Generating"))
+        result = simulate_by_generation(loaded, survey, question, filters, args.temperature, args.stimulus,
+                                        args.personas, args.seed, progress_bar("Generating"), args.real_from_drawn)
     else:
-        simulation = simulate(loaded, survey, args.question, filters, args.temperature, args.stimulus,
+        simulation = simulate(loaded, survey, question, filters, args.temperature, args.stimulus,
                               args.personas, args.seed, progress_bar("Simulating"), not args.no_baselines,
-                              gaps=not args.no_gaps, context=context)
+                              gaps=not args.no_gaps, context=context, real_from_drawn=args.real_from_drawn)
         result = simulation.to_dict(args.temperature)
         result["pilot"] = pilot_block(args, loaded, survey, simulation)
         if args.samples:
             sample = simulation.sample(args.samples, args.temperature, np.random.default_rng(args.seed))
             result["samples"] = sample.to_dict(orient="records")
+    result["warnings"] = training_warnings(loaded.config.adapter, survey, question)
     if args.format == "json":
         print_json(result)
     else:

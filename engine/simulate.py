@@ -7,7 +7,11 @@
 3. at temperature T each persona's distribution is softmax(logits / T), and the simulated
    distribution of the slice is their survey-weighted mean;
 4. the real slice distribution, its sampling-noise floor, and out-of-fold classical
-   baselines give the numbers to read the simulation against;
+   baselines give the numbers to read the simulation against. The real distribution is
+   always the whole slice's, even when N personas are drawn (with survey weights, N drawn
+   respondents' answers can differ a lot from their slice's), unless `real_from_drawn`;
+   the per-persona scores (individual metrics) need each persona's own answer, so they
+   stay on the drawn personas;
 5. with `gaps=True`, everyone in the survey answers too (a seeded draw of GAP_PERSONAS
    from a larger survey; the simulation itself when its slice is everyone), so the slice
    gaps of every field (`engine.gaps`: does the model tell the slices apart as the real
@@ -100,7 +104,9 @@ def out_of_fold_baselines(
 
 @dataclass
 class Snapshot:
-    """Every number of a simulation at one temperature."""
+    """Every number of a simulation at one temperature. `metrics` compare the simulated
+    distribution with the real one (None without one); `individual` scores each drawn persona
+    against its own answer (None when no persona answered)."""
 
     temperature: float
     simulated: np.ndarray
@@ -133,14 +139,18 @@ class Simulation:
     population: Simulation | None = field(default=None, repr=False, compare=False)
     typical_gap_spread: tuple[float | None, int] | None = None  # a new question's gap reference
     context: tuple[str, ...] = ()  # the twins' context questions (`engine.twins`)
+    n_real: int = 0  # respondents whose answers make `real`
+    real_from: str | None = None  # whose answers `real` is: "slice" (all of it) or "drawn personas"
+    n_slice: int | None = None  # respondents in the slice (the personas unless N were drawn)
 
     @property
     def n_personas(self) -> int:
         return len(self.index)
 
     @property
-    def n_real(self) -> int:
-        return 0 if self.answers is None else int(np.sum(self.answers != MISSING))
+    def in_survey(self) -> bool:
+        """False for a new question, which no respondent answered."""
+        return is_in_survey(self.survey, self.question)
 
     def probabilities(self, temperature: float) -> np.ndarray:
         return apply_temperature(self.logits, temperature)
@@ -153,6 +163,7 @@ class Simulation:
         values = self.question.values if self.question.is_scale else None
         if self.real is not None:
             metrics = population_metrics(self.real, simulated, values)
+        if scorable(self.answers, self.weights):
             individual = individual_metrics(probabilities, self.answers, values, self.weights)
         gaps = None if self.population is None else population_gaps(self.population, temperature,
                                                                      self.typical_gap_spread)
@@ -184,8 +195,11 @@ class Simulation:
             "slice": {name: list(values) for name, values in self.filters.items()},
             "slice_description": describe_slice(self.filters),
             "model": self.model_name,
+            "in_survey": self.in_survey,
             "n_personas": self.n_personas,
+            "n_slice": self.n_slice,
             "n_real": self.n_real,
+            "real_from": self.real_from,
             "temperature": temperature,
             "seed": self.seed,
             "options": labels,
@@ -204,18 +218,58 @@ class Simulation:
 
 
 def score_baselines(simulation: Simulation) -> dict[str, dict]:
-    """Population and individual metrics of each baseline on the slice."""
+    """Population metrics of each baseline's distribution over the personas against the real
+    one, and its individual metrics on the personas' own answers (when any answered)."""
     values = simulation.question.values if simulation.question.is_scale else None
     scores = {}
     for name, slot in simulation.baselines.items():
         distribution = slice_distribution(slot["probabilities"], simulation.weights)
-        scores[name] = {
-            **population_metrics(simulation.real, distribution, values),
-            **{key: value for key, value in individual_metrics(
+        scores[name] = population_metrics(simulation.real, distribution, values)
+        if scorable(simulation.answers, simulation.weights):
+            scores[name].update({key: value for key, value in individual_metrics(
                 slot["probabilities"], simulation.answers, values, simulation.weights, slot["points"],
-            ).items() if key != "n"},
-        }
+            ).items() if key != "n"})
     return scores
+
+
+def is_in_survey(survey: Survey, question: Question) -> bool:
+    """Whether `question` is one of the survey's (same id and content), not a new one."""
+    return any(known.id == question.id and known == question for known in survey.questions)
+
+
+def scorable(answers: np.ndarray | None, weights: np.ndarray) -> bool:
+    """Whether per-persona answers can be scored: some answered, with positive weight."""
+    if answers is None:
+        return False
+    answered = answers != MISSING
+    return bool(answered.any()) and float(weights[answered].sum()) > 0
+
+
+@dataclass(frozen=True)
+class RealAnswers:
+    """The real distribution a simulation is read against, and who gave it."""
+
+    distribution: np.ndarray
+    n: int  # respondents who answered
+    effective_n: float  # Kish's effective size of their weights: the noise floor's sample size
+    source: str  # "slice" (every respondent of it) or "drawn personas"
+
+
+def real_answers(survey: Survey, question: Question, filters: Slice, index: pd.Index, weights: np.ndarray,
+                 from_drawn: bool, n_slice: int) -> RealAnswers | None:
+    """The slice's real answers to `question`: every respondent of the slice, or with
+    `from_drawn` only the drawn personas (`index`, `weights`); None when nobody there answered
+    with a positive weight. Drawn personas that are the whole slice (`n_slice`) are the slice."""
+    if not from_drawn:
+        index = slice_index(survey, filters)
+        weights = slice_weights(survey, index, filters)
+    answers = survey.answers.loc[index, question.id].to_numpy()
+    if not scorable(answers, weights):
+        return None
+    answered = answers != MISSING
+    source = "slice" if len(index) == n_slice else "drawn personas"
+    return RealAnswers(answer_distribution(answers, len(question.options), weights), int(answered.sum()),
+                       effective_sample_size(weights[answered]), source)
 
 
 def choose_personas(survey: Survey, filters: Slice, n_personas: int | None, rng: np.random.Generator) -> pd.Index:
@@ -268,17 +322,24 @@ def simulate(
     with_baselines: bool = True,
     gaps: bool = False,
     context: Sequence[str] = (),
+    real_from_drawn: bool = False,
 ) -> Simulation:
     """Simulate one question for one slice. A `Question` not in the survey (a new product
     question) is simulated alone: there is no real distribution to compare with. With
     `gaps`, everyone answers too, for the slice gaps of `simulation.at(T).gaps`. `context`
     (question ids, `engine.twins.choose_context`) makes the personas twins, and the fitted
-    baselines see the same answers."""
+    baselines see the same answers.
+
+    With `n_personas` drawn, the real distribution, its noise floor and every population
+    metric against it (the model's and the baselines') are the whole slice's real answers,
+    and `n_real` counts them; `real_from_drawn` reads them from the drawn personas alone.
+    Individual metrics (the model's and the baselines') score each drawn persona against its
+    own answer, so they are always over the drawn personas that answered (None when none did)."""
     filters = filters or {}
     if isinstance(question, str):
         question = survey.question(question)
     check_request(question, temperature, seed)
-    is_survey_question = any(q.id == question.id and q == question for q in survey.questions)
+    is_survey_question = is_in_survey(survey, question)
 
     # Phase 1: who is in the slice.
     rng = np.random.default_rng(seed)
@@ -292,17 +353,19 @@ def simulate(
     logits = option_logits(loaded, question, survey.fields, personas, stimulus, progress=progress)
     simulation = Simulation(
         survey=survey, question=question, filters=filters, index=index, logits=logits, weights=weights,
-        answers=survey.answers.loc[index, question.id].to_numpy() if is_survey_question else None,
-        stimulus=stimulus, model_name=loaded.config.name, seed=seed, context=context,
+        answers=None, stimulus=stimulus, model_name=loaded.config.name, seed=seed, context=context,
+        n_slice=len(slice_index(survey, filters)),
     )
-    if not is_survey_question or simulation.n_real == 0:
-        simulation.answers = None
-    else:
+    real = None
+    if is_survey_question:
+        answers = survey.answers.loc[index, question.id].to_numpy()
+        simulation.answers = answers if (answers != MISSING).any() else None
+        real = real_answers(survey, question, filters, index, weights, real_from_drawn, simulation.n_slice)
+    if real is not None:
         # Phase 3: the real distribution, its noise floor, and the baselines.
-        answered = simulation.answers != MISSING
         values = question.values if question.is_scale else None
-        simulation.real = answer_distribution(simulation.answers, len(question.options), weights)
-        simulation.noise = noise_floor(simulation.real, effective_sample_size(weights[answered]), values, rng)
+        simulation.real, simulation.n_real, simulation.real_from = real.distribution, real.n, real.source
+        simulation.noise = noise_floor(real.distribution, real.effective_n, values, rng)
         if with_baselines:
             simulation.baselines = out_of_fold_baselines(survey, question, index, seed, context=context)
             simulation.baseline_scores = score_baselines(simulation)
@@ -326,8 +389,9 @@ def everyone_for_gaps(loaded: LoadedModel, simulation: Simulation, progress: Pro
     wanted = min(survey.n_respondents, GAP_PERSONAS)
     if simulation.filters or simulation.n_personas < wanted:
         drawn = None if wanted == survey.n_respondents else wanted
+        # The gaps read each drawn persona's own answer, so the population's real stays its own.
         population = simulate(loaded, survey, question, {}, 1.0, simulation.stimulus, drawn, simulation.seed,
-                              progress, with_baselines=False, context=simulation.context)
+                              progress, with_baselines=False, context=simulation.context, real_from_drawn=True)
     if with_baselines and population.answers is not None and "logistic" not in population.baselines:
         population.baselines = {**population.baselines, **out_of_fold_baselines(
             survey, question, population.index, simulation.seed, ("logistic",), simulation.context)}
@@ -337,21 +401,25 @@ def everyone_for_gaps(loaded: LoadedModel, simulation: Simulation, progress: Pro
 def simulate_by_generation(
     loaded: LoadedModel,
     survey: Survey,
-    question_id: str,
+    question: str | Question,
     filters: Slice | None = None,
     temperature: float = 1.0,
     stimulus: str | None = None,
     n_personas: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    real_from_drawn: bool = False,
 ) -> dict:
     """The paper's reading, for comparison: one generated reply per persona, parsed.
 
     The simulated distribution is the weighted histogram of the replies that named a valid
-    option; `parse_success_rate` says how many did. Each temperature needs a new run.
+    option; `parse_success_rate` says how many did. Each temperature needs a new run. The
+    real distribution and its noise floor are the whole slice's, or the drawn personas'
+    with `real_from_drawn`, as in `simulate`; a new question has none.
     """
     filters = filters or {}
-    question = survey.question(question_id)
+    if isinstance(question, str):
+        question = survey.question(question)
     check_request(question, temperature, seed)
     rng = np.random.default_rng(seed)
     index, weights, personas = slice_personas(loaded, survey, question, filters, n_personas, stimulus, rng,
@@ -359,17 +427,18 @@ def simulate_by_generation(
     generated = generate_answers(loaded, question, survey.fields, personas, temperature, stimulus, seed=seed,
                                  progress=progress)
     parsed = generated.answers != MISSING
-    answers = survey.answers.loc[index, question.id].to_numpy()
+    n_slice = len(slice_index(survey, filters))
+    real = (real_answers(survey, question, filters, index, weights, real_from_drawn, n_slice)
+            if is_in_survey(survey, question) else None)
     values = question.values if question.is_scale else None
     labels = question.labels
-    simulated = real = metrics = noise = None
+    simulated = metrics = noise = None
     if parsed.any():
         simulated = answer_distribution(generated.answers, len(labels), weights)
-    if (answers != MISSING).any():
-        real = answer_distribution(answers, len(labels), weights)
-        noise = noise_floor(real, effective_sample_size(weights[answers != MISSING]), values, rng)
+    if real is not None:
+        noise = noise_floor(real.distribution, real.effective_n, values, rng)
         if simulated is not None:
-            metrics = population_metrics(real, simulated, values)
+            metrics = population_metrics(real.distribution, simulated, values)
     return {
         "mode": "generate",
         "survey": survey.id,
@@ -379,14 +448,17 @@ def simulate_by_generation(
         "slice": {name: list(v) for name, v in filters.items()},
         "slice_description": describe_slice(filters),
         "model": loaded.config.name,
+        "in_survey": is_in_survey(survey, question),
         "n_personas": len(index),
-        "n_real": int((answers != MISSING).sum()),
+        "n_slice": n_slice,
+        "n_real": 0 if real is None else real.n,
+        "real_from": None if real is None else real.source,
         "temperature": temperature,
         "seed": seed,
         "options": labels,
         "parse_success_rate": generated.success_rate,
         "simulated": None if simulated is None else dict(zip(labels, simulated.round(6).tolist())),
-        "real": None if real is None else dict(zip(labels, real.round(6).tolist())),
+        "real": None if real is None else dict(zip(labels, real.distribution.round(6).tolist())),
         "metrics": metrics,
         "noise_floor": noise,
         "provenance": survey.provenance,

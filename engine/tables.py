@@ -8,11 +8,14 @@ a thin client and every table can be checked without a model.
 
 from __future__ import annotations
 
-from engine.errors import FocusgroupError
+from engine.errors import FocusgroupError, capped
 from engine.gaps import ALARM, GAP_ALARM_RATIO
 
 MEASURE_NAMES = {"top_box": "top box", "mean": "mean score", "share": "share"}
 SOURCE_NAMES = {"simulated": "sim", "real": "real", "logistic": "logit"}
+# A label column grows to its longest label up to this width; a longer label is cut with an
+# ellipsis in the table only (the JSON always carries it whole).
+MAX_LABEL_WIDTH = 60
 
 
 def number(value, digits: int = 3) -> str:
@@ -23,26 +26,44 @@ def signed(value, digits: int = 3) -> str:
     return "-" if value is None else f"{value:+.{digits}f}"
 
 
+def label_width(labels, heading: str) -> int:
+    """The width of a label column: its longest label or heading, at most MAX_LABEL_WIDTH."""
+    return min(max(len(label) for label in [heading, *labels]), MAX_LABEL_WIDTH)
+
+
+def counts_line(result: dict) -> str:
+    """Personas and real answers; when only some of the slice's respondents were drawn as
+    personas, how many were in the slice and whose answers the real distribution is."""
+    n_slice = result.get("n_slice")
+    drawn = n_slice is not None and result["n_personas"] < n_slice
+    personas = f"{result['n_personas']:,} personas" + (f" drawn from {n_slice:,} in the slice" if drawn else "")
+    real = f"{result['n_real']:,} real answers"
+    if drawn and result.get("real") is not None:
+        real += " (the whole slice's)" if result.get("real_from") == "slice" else " (the drawn personas' only)"
+    return f"{personas}, {real}, temperature {result['temperature']}, model {result['model']}"
+
+
 def simulation_table(result: dict) -> str:
-    """`focusgroup simulate`'s table: the distribution beside the real one, the distances
-    with their noise floors and baselines, then the slice gaps and their alarm."""
-    lines = [f"{result['survey']} / {result['question']} / {result['slice_description']}",
-             f"{result['n_personas']} personas, {result['n_real']} real answers, temperature "
-             f"{result['temperature']}, model {result['model']}"]
+    """`focusgroup simulate`'s table: any warning on what the model never trained on, the
+    distribution beside the real one, the distances with their noise floors and baselines,
+    then the slice gaps and their alarm. Option labels are shown whole up to MAX_LABEL_WIDTH."""
+    lines = [f"{result['survey']} / {result['question']} / {result['slice_description']}", counts_line(result)]
+    lines += [f"Warning: {warning}" for warning in result.get("warnings") or ()]
     if result["mode"] == "generate":
         lines.append(f"Generate-and-parse: {result['parse_success_rate']:.0%} of replies named a valid option")
     if result["stimulus"]:
         lines.append(f"Stimulus: {result['stimulus']}")
     if result.get("context"):
-        lines.append(f"Personas are twins with their answers to {result['context_description']} "
-                     "(baselines see them too)")
-    lines += [f"Question: {result['question_text']}", "", f"{'option':<36}{'simulated':>10}{'real':>10}"]
+        lines.append(f"Personas are twins with their answers to {result['context_description']}"
+                     + (" (baselines see them too)" if result.get("baselines") else ""))
+    width = label_width(result["options"], "option")
+    lines += [f"Question: {result['question_text']}", "", f"{'option':<{width + 1}}{'simulated':>10}{'real':>10}"]
     off_scale = set(result.get("off_scale") or ())
     for label in result["options"]:
         real = "-" if result["real"] is None else f"{result['real'][label]:.1%}"
         simulated = "-" if result["simulated"] is None else f"{result['simulated'][label]:.1%}"
         marker = "  (off-scale)" if label in off_scale else ""
-        lines.append(f"{label[:35]:<36}{simulated:>10}{real:>10}{marker}")
+        lines.append(f"{capped(label, width):<{width + 1}}{simulated:>10}{real:>10}{marker}")
     if result["simulated"] is None:
         lines += ["", "No reply named a valid option, so there is no simulated distribution."]
     elif result["metrics"]:
@@ -53,6 +74,9 @@ def simulation_table(result: dict) -> str:
         if result.get("baselines"):
             lines.append("Baselines, JS distance: " + ", ".join(
                 f"{name} {number(scores['js'])}" for name, scores in result["baselines"].items()))
+    elif result.get("in_survey") is False:
+        lines += ["", "A new question: no respondent answered it, so there is no real distribution; the simulated "
+                      "one stands alone."]
     else:
         lines += ["", "No real answers to compare with: the simulated distribution stands alone."]
     if result.get("gaps"):
@@ -76,15 +100,17 @@ def gap_lines(gaps: dict) -> list[str]:
         for table in tables if table["measure"] != "share"]
     if everyone:
         lines.append(f"Everyone: {'; '.join(everyone)}")
-    header = f"{'slice':<40}{'n':>6}"
+    slice_names = [f"{row['field']} = {row['value']}" + (f": {row['option']}" if row["option"] else "")
+                   for row in tables[0]["rows"]]
+    width = label_width(slice_names, "slice")
+    header = f"{'slice':<{width + 1}}{'n':>6}"
     names = [SOURCE_NAMES[source] for source in sources]
     for table in tables:
         first = f"{MEASURE_NAMES[table['measure']]} {names[0]}"
         header += f"{first:>18}" + "".join(f"{name:>8}" for name in names[1:])
     lines.append(header)
-    for position, row in enumerate(tables[0]["rows"]):
-        name = f"{row['field']} = {row['value']}" + (f": {row['option']}" if row["option"] else "")
-        line = f"{name[:39]:<40}{row['n']:>6}"
+    for position, (row, name) in enumerate(zip(tables[0]["rows"], slice_names)):
+        line = f"{capped(name, width):<{width + 1}}{row['n']:>6}"
         for table in tables:
             cells = [signed(table["rows"][position][source]) for source in sources]
             line += f"{cells[0]:>18}" + "".join(f"{cell:>8}" for cell in cells[1:])

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +89,14 @@ def test_evaluate_table_and_json_on_the_tiny_model(capsys):
     (["simulate", "--question", "natenrgy", "--model", "tiny", "--temperature", "-1"], "zero or positive"),
     (["simulate", "--question", "natenrgy", "--device", "cuda", "--model", "tiny"], "no CUDA GPU"),
     (["surveys", "--data-dir", "/no/such/folder"], "does not exist"),
+    (["simulate"], "pass --question ID"),
+    (["simulate", "--question", "natenrgy", "--options", "Yes", "No"], "--options describes a new question"),
+    (["simulate", "--ask", "Would you buy it?"], "--ask needs the answer options"),
+    (["simulate", "--ask", "Would you buy it?", "--options", "Yes", " yes "], "repeats 'Yes'"),
+    (["simulate", "--ask", "Would you buy it?", "--options", "Yes", ""], "Option 2 of --options is blank"),
+    (["simulate", "--ask", "  ", "--options", "Yes", "No"], "--ask is blank"),
+    (["simulate", "--ask", "Would you buy it?", "--options", "Yes", "No", "--scale", "nominal", "--positive",
+      "last"], "--scale nominal has none"),
 ])
 def test_bad_input_exits_2_with_one_clear_line(capsys, argv, message):
     code, out, err = run(capsys, *argv)
@@ -140,3 +149,133 @@ def test_simulate_with_a_pilot_prints_the_three_estimates(capsys):
     assert set(pilot["truth"]) == set(pilot["estimates"]["ppi"]["shares"]) == {"Too little", "About right", "Too much"}
     code, out, _ = run(capsys, *argv)
     assert code == 0 and "pilot + model" in out and "real, outside the pilot" in out and "pilot answers in" in out
+
+
+# -- a new question (--ask), drawn personas, labels, warnings ------------------------------
+
+EV = "How likely would you be to buy an electric car in the next 3 years?"
+LIKELY = ("Very likely", "Somewhat likely", "Not very likely", "Not at all likely")
+
+
+def test_ask_simulates_a_new_question_with_slice_stimulus_twins_and_gaps(capsys):
+    argv = ("simulate", "--ask", EV, "--options", *LIKELY, "--slice", "sex=female", "--stimulus",
+            "Charging is free for a year.", "--context-questions", "auto", "--context-k", "2", "--personas", "30",
+            "--model", "tiny")
+    code, out, _ = run(capsys, *argv, "--format", "json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["in_survey"] is False and result["question"] == "new_question" and result["question_text"] == EV
+    assert result["options"] == list(LIKELY) and sum(result["simulated"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert result["real"] is None and result["metrics"] is None and result["noise_floor"] is None
+    assert result["n_real"] == 0 and result["baselines"] == {} and len(result["context"]) == 2
+    assert result["gaps"]["positive"] == "Very likely" and "other ordinal questions" in result["gaps"]["reference"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "A new question: no respondent answered it, so there is no real distribution" in out
+    assert "30 personas drawn from 1,296 in the slice, 0 real answers" in out
+
+
+def test_ask_positive_last_puts_the_top_box_at_the_last_option(capsys):
+    code, out, _ = run(capsys, "simulate", "--ask", EV, "--options", *LIKELY, "--positive", "last", "--model", "tiny",
+                       "--format", "json")
+    assert code == 0 and json.loads(out)["gaps"]["positive"] == "Not at all likely"
+
+
+def test_ask_nominal_compares_option_shares(capsys):
+    code, out, _ = run(capsys, "simulate", "--ask", "Which would you buy?", "--options", "Tesla", "Toyota", "Kia",
+                       "--scale", "nominal", "--model", "tiny", "--format", "json")
+    gaps = json.loads(out)["gaps"]
+    assert code == 0 and gaps["type"] == "nominal" and gaps["measure"] == "share" and gaps["positive"] is None
+
+
+def test_ask_in_generate_mode_has_no_real_distribution(capsys):
+    code, out, _ = run(capsys, "simulate", "--ask", EV, "--options", *LIKELY, "--mode", "generate", "--personas", "4",
+                       "--model", "tiny", "--format", "json")
+    result = json.loads(out)
+    assert code == 0 and result["mode"] == "generate" and result["in_survey"] is False
+    assert result["real"] is None and result["noise_floor"] is None and result["n_personas"] == 4
+
+
+def test_ask_with_a_pilot_file_combines_it_with_the_model(capsys, tmp_path):
+    pilot = tmp_path / "pilot.csv"
+    pilot.write_text("sex,answer\nfemale,Very likely\nmale,not at all likely\nfemale,Somewhat likely\n"
+                     ",Very likely\n")
+    code, out, _ = run(capsys, "simulate", "--ask", EV, "--options", *LIKELY, "--pilot", str(pilot), "--personas",
+                       "20", "--no-gaps", "--model", "tiny", "--format", "json")
+    assert code == 0
+    block = json.loads(out)["pilot"]
+    assert block["pilot_size"] == 4 and block["truth"] is None
+    assert list(block["estimates"]["pilot"]["shares"]) == list(LIKELY)
+    assert block["estimates"]["pilot"]["shares"]["Very likely"] == pytest.approx(0.5)
+
+
+def test_drawn_personas_are_compared_with_the_whole_slice_unless_asked_otherwise(capsys):
+    argv = ("simulate", "--question", "natenrgy", "--slice", "partyid=strong democrat", "--model", "tiny",
+            "--no-gaps", "--no-baselines", "--format", "json")
+    whole = json.loads(run(capsys, *argv)[1])
+    drawn = json.loads(run(capsys, *argv, "--personas", "25")[1])
+    only_drawn = json.loads(run(capsys, *argv, "--personas", "25", "--real-from-drawn")[1])
+    assert drawn["real"] == whole["real"] and drawn["n_real"] == whole["n_real"] == 368
+    assert drawn["real_from"] == "slice" and drawn["n_personas"] == 25 and drawn["n_slice"] == 379
+    assert drawn["individual"]["n"] <= 25
+    assert only_drawn["real_from"] == "drawn personas" and only_drawn["n_real"] <= 25
+    assert only_drawn["real"] != whole["real"]
+    code, out, _ = run(capsys, *argv[:-2], "--personas", "25")
+    assert code == 0 and "25 personas drawn from 379 in the slice, 368 real answers (the whole slice's)" in out
+
+
+def test_personas_and_real_from_drawn_are_documented_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "real distribution and its noise floor stay the whole slice's" in text
+    assert "--real-from-drawn" in text and "--ask TEXT" in text
+
+
+def test_long_option_labels_are_shown_whole_up_to_sixty_characters(capsys):
+    fifty = "Somewhat likely, if a charger were close to my home"
+    seventy = "Very likely, as long as the price came down below what I pay for my car"
+    argv = ("simulate", "--ask", EV, "--options", seventy, fifty, "Not likely", "--personas", "3", "--no-gaps",
+            "--model", "tiny")
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    rows = {line.split("  ")[0]: line for line in out.splitlines() if "%" in line}
+    assert fifty in rows and seventy[:59] + "…" in rows and seventy not in out
+    assert len({row.index("%") for row in rows.values()}) == 1  # the columns line up
+    code, out, _ = run(capsys, *argv, "--format", "json")
+    assert json.loads(out)["options"] == [seventy, fifty, "Not likely"]
+
+
+def test_the_bare_model_warns_it_was_not_fine_tuned_on_the_survey(capsys):
+    argv = ("simulate", "--question", "natspac", "--personas", "3", "--no-gaps", "--no-baselines", "--model", "tiny")
+    code, out, _ = run(capsys, *argv, "--format", "json")
+    assert code == 0 and len(json.loads(out)["warnings"]) == 1
+    assert "not fine-tuned on gss2018 (no adapter)" in json.loads(out)["warnings"][0]
+    code, out, _ = run(capsys, *argv)
+    assert out.splitlines()[2].startswith("Warning: The model was not fine-tuned on gss2018")
+
+
+def test_warnings_name_what_an_adapter_never_trained_on(gss, data_dir):
+    from engine.ask_command import new_question, training_warnings
+    from engine.surveys import load_survey
+
+    adapter = Path(__file__).resolve().parents[1] / "assets" / "adapters" / "gss2018-smollm2"
+    assert training_warnings(adapter, gss, gss.question("natspac")) == []
+    [held_out] = training_warnings(adapter, gss, gss.question("natenrgy"))
+    assert held_out.startswith("natenrgy was held out of the adapter gss2018-smollm2's training on gss2018")
+    [new] = training_warnings(adapter, gss, new_question(EV, list(LIKELY)))
+    assert "trained on gss2018 but never on this new question" in new
+    voters = load_survey("non-voters", data_dir)
+    [other] = training_warnings(adapter, voters, voters.questions[0])
+    assert "was not trained on non-voters" in other
+    [bare] = training_warnings(None, gss, gss.question("natspac"))
+    assert "not fine-tuned on gss2018" in bare
+
+
+def test_a_new_question_is_built_as_the_dashboard_builds_one():
+    from engine.ask_command import new_question
+    from engine.surveys.model import Option, Question
+
+    dashboard = Question(id="new_question", text=EV, type="ordinal",
+                         options=tuple(Option((str(i),), label, float(i + 1)) for i, label in enumerate(LIKELY)),
+                         positive="first")
+    assert new_question(f"  {EV} ", [f" {label}" for label in LIKELY]) == dashboard

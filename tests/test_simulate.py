@@ -5,7 +5,7 @@ import pytest
 
 import engine.scoring as scoring
 from engine.errors import FocusgroupError
-from engine.metrics import answer_distribution, apply_temperature
+from engine.metrics import answer_distribution, apply_temperature, population_metrics
 from engine.simulate import simulate
 from engine.validation import MAX_SAMPLES
 from engine.slices import parse_slice
@@ -114,3 +114,58 @@ def test_samples_are_capped_before_anything_is_allocated(democrats):
 def test_a_prompt_longer_than_the_models_context_is_refused(tiny, gss):
     with pytest.raises(FocusgroupError, match="reads at most 2,048"):
         simulate(tiny, gss, "natspac", n_personas=3, stimulus="word " * 3000, with_baselines=False)
+
+
+# -- drawn personas against the whole slice ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def drawn_democrats(tiny, gss):
+    return simulate(tiny, gss, "natenrgy", parse_slice(gss, ["partyid=strong democrat"]), n_personas=40, seed=3)
+
+
+def test_drawn_personas_are_read_against_the_whole_slices_real_answers(drawn_democrats, democrats):
+    np.testing.assert_allclose(drawn_democrats.real, democrats.real)
+    assert drawn_democrats.n_real == democrats.n_real == 368 and drawn_democrats.real_from == "slice"
+    assert drawn_democrats.n_personas == 40 and drawn_democrats.n_slice == 379
+    snapshot = drawn_democrats.at(1.0)
+    expected = population_metrics(democrats.real, snapshot.simulated, drawn_democrats.question.values)
+    assert snapshot.metrics == pytest.approx(expected)
+    marginal = drawn_democrats.baselines["marginal"]["probabilities"]
+    expected = population_metrics(democrats.real, np.average(marginal, axis=0, weights=drawn_democrats.weights),
+                                  drawn_democrats.question.values)
+    assert {key: snapshot.baselines["marginal"][key] for key in expected} == pytest.approx(expected)
+
+
+def test_individual_metrics_stay_on_the_drawn_personas(drawn_democrats, gss):
+    own = gss.answers.loc[drawn_democrats.index, "natenrgy"].to_numpy()
+    assert drawn_democrats.at(1.0).individual["n"] == int((own != -1).sum()) <= 40
+    np.testing.assert_array_equal(drawn_democrats.answers, own)
+
+
+def test_real_from_drawn_reads_only_the_drawn_personas(tiny, gss, drawn_democrats):
+    drawn = simulate(tiny, gss, "natenrgy", parse_slice(gss, ["partyid=strong democrat"]), n_personas=40, seed=3,
+                     real_from_drawn=True)
+    own = gss.answers.loc[drawn.index, "natenrgy"].to_numpy()
+    assert drawn.index.equals(drawn_democrats.index) and drawn.real_from == "drawn personas"
+    np.testing.assert_allclose(drawn.real, answer_distribution(own, 3))
+    assert drawn.n_real == int((own != -1).sum())
+    assert not np.allclose(drawn.real, drawn_democrats.real)
+
+
+def test_a_weighted_slices_real_distribution_is_all_of_it_however_few_are_drawn(tiny, data_dir):
+    from engine.surveys import load_survey
+
+    survey = load_survey("non-voters", data_dir)
+    everyone = survey.answers["Q3_4"].to_numpy()
+    weights = survey.weight_array(survey.answers.index)
+    simulation = simulate(tiny, survey, "Q3_4", n_personas=25, with_baselines=False)
+    np.testing.assert_allclose(simulation.real, answer_distribution(everyone, len(simulation.question.options),
+                                                                    weights))
+    assert simulation.n_real == int((everyone != -1).sum()) and simulation.n_personas == 25
+
+
+def test_every_persona_of_the_slice_reads_the_same_real_answers_either_way(tiny, gss, democrats):
+    drawn = simulate(tiny, gss, "natenrgy", parse_slice(gss, ["partyid=strong democrat"]), n_personas=10_000,
+                     real_from_drawn=True)
+    np.testing.assert_allclose(drawn.real, democrats.real)
+    assert drawn.real_from == "slice" and drawn.noise == democrats.noise
