@@ -368,3 +368,13 @@ def test_two_processes_train_one_adapter_under_accelerate_launch(tmp_path):
     assert manifest["processes"] == 2 and manifest["steps"] == 2
     assert all("validation_loss" in record for record in manifest["loss_curve"])
     assert (out / "adapter_model.safetensors").is_file() and not (out / ".checkpoint").exists()
+
+
+def test_a_run_resumes_with_gradient_checkpointing_turned_on_but_not_with_another_rate():
+    from engine.training.run_folder import same_settings
+
+    saved = TrainConfig(out="run", base_model="tiny").hyperparameters()
+    assert same_settings(saved, TrainConfig(out="run", base_model="tiny", gradient_checkpointing=True).hyperparameters())
+    assert not same_settings(saved, TrainConfig(out="run", base_model="tiny", learning_rate=5e-4).hyperparameters())
+    older = {key: value for key, value in saved.items() if key not in ("max_context", "warm_start")}
+    assert same_settings(older, saved)  # a run from before those options resumes

@@ -104,10 +104,20 @@ def check_output_folder(out: Path, config: TrainConfig, resume: bool) -> dict | 
 LATER_OPTIONS = {"max_context": 0, "warm_start": None}
 
 
+# Options that change how a run computes, not what it trains: a run resumes with them changed
+# (a run killed for memory goes on with --gradient-checkpointing).
+HOW_OPTIONS = ("gradient_checkpointing",)
+
+
 def same_settings(saved, current: dict) -> bool:
     """Whether a run folder's saved hyperparameters are `current`'s: an option newer than the
-    folder counts as its old behaviour (LATER_OPTIONS), so an older run still resumes."""
-    return isinstance(saved, dict) and {**LATER_OPTIONS, **saved} == {**LATER_OPTIONS, **current}
+    folder counts as its old behaviour (LATER_OPTIONS), so an older run still resumes, and
+    HOW_OPTIONS do not count."""
+    if not isinstance(saved, dict):
+        return False
+    what = lambda settings: {key: value for key, value in {**LATER_OPTIONS, **settings}.items()
+                             if key not in HOW_OPTIONS}
+    return what(saved) == what(current)
 
 
 def finished_run(folder: Path, hyperparameters: dict) -> dict | None:
