@@ -127,12 +127,9 @@ def run_pilot(simulation, adapter: str | None, size: int | None, upload: bytes |
     """The pilot block (`engine.pilot_survey`) for a simulation: N respondents drawn with the
     simulation's seed, or an uploaded CSV; the pilot personas' logits come from the disk cache
     after the first time, so a temperature change costs no model call."""
-    from engine.pilot_survey import draw_pilot, pilot_estimates, read_pilot
+    from engine.pilot_survey import choose_pilot, pilot_estimates
 
-    if upload is None:
-        pilot = draw_pilot(simulation.survey, simulation.question, size, simulation.seed)
-    else:
-        pilot = read_pilot(upload, simulation.survey, simulation.question, upload_name)
+    pilot = choose_pilot(simulation.survey, simulation.question, simulation.seed, size, upload, upload_name)
     with MODEL_LOCK:
         return pilot_estimates(model(base_model(), adapter), simulation, pilot, temperature).to_dict()
 

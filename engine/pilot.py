@@ -135,14 +135,13 @@ def ppi_estimate(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.ndarray,
     spread = alone.shares * (1 - alone.shares)
     sizes = np.where((spread > 0) & (variances > 0), spread / np.where(variances > 0, variances, 1), alone.effective_n)
     low, high = wilson(np.clip(shares, 0, 1), sizes)
-    return Estimate("ppi", shares, low, high, effective_n(answers, k, weights, variances))
+    return Estimate("ppi", shares, low, high, effective_n(alone.shares, variances))
 
 
-def effective_n(answers: np.ndarray, k: int, weights: np.ndarray | None, variances: np.ndarray) -> float | None:
+def effective_n(pilot_shares: np.ndarray, variances: np.ndarray) -> float | None:
     """How many pilot answers alone would give this estimate's total variance:
     sum_j p_j (1 - p_j) / sum_j Var_j, p the pilot's shares; None where either is zero."""
-    shares = pilot_estimate(answers, k, weights).shares
-    spread, total = float((shares * (1 - shares)).sum()), float(np.sum(variances))
+    spread, total = float((pilot_shares * (1 - pilot_shares)).sum()), float(np.sum(variances))
     return spread / total if spread > 0 and total > 0 else None
 
 

@@ -77,12 +77,9 @@ def pilot_block(args, loaded, survey, simulation) -> dict | None:
     """The `pilot` block of the simulate result, or None without a pilot option."""
     if args.pilot is None and args.pilot_size is None:
         return None
-    from engine.pilot_survey import draw_pilot, pilot_estimates, read_pilot
+    from engine.pilot_survey import choose_pilot, pilot_estimates
 
-    if args.pilot is not None:
-        pilot = read_pilot(args.pilot, survey, simulation.question)
-    else:
-        pilot = draw_pilot(survey, simulation.question, args.pilot_size, args.seed)
+    pilot = choose_pilot(survey, simulation.question, args.seed, args.pilot_size, args.pilot)
     return pilot_estimates(loaded, simulation, pilot, args.temperature).to_dict()
 
 

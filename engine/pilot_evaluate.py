@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.metrics import apply_temperature, check_temperature, js_distance
+from engine.metrics import answer_distribution, apply_temperature, check_temperature, js_distance
 from engine.pilot import METHODS, MIN_PILOT, slice_estimates
 from engine.scoring import Progress, option_logits
 from engine.slices import describe_slice, single_field_slices
@@ -97,8 +97,7 @@ def question_records(survey: Survey, question, scored, config: PilotEvaluationCo
                 labelled, unlabelled = members & in_pilot, members & ~in_pilot
                 if labelled.sum() < MIN_PILOT or weights[unlabelled].sum() <= 0:
                     continue
-                truth = np.bincount(answers[unlabelled], weights=weights[unlabelled], minlength=k) \
-                    / weights[unlabelled].sum()
+                truth = answer_distribution(answers[unlabelled], k, weights[unlabelled])
                 estimates = slice_estimates(answers[labelled], probabilities[labelled], probabilities[unlabelled],
                                             weights[labelled], weights[unlabelled])
                 record = {"question": question.id, "slice": describe_slice(filters), "pilot_size": size,

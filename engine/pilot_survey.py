@@ -31,7 +31,7 @@ from engine.errors import FocusgroupError
 from engine.pilot import METHODS, Estimate, slice_estimates, worth_sentence
 from engine.prompts import render_persona
 from engine.scoring import option_logits
-from engine.metrics import apply_temperature
+from engine.metrics import answer_distribution, apply_temperature
 from engine.slices import describe_slice
 from engine.surveys.model import MISSING, Question, Survey
 from engine.twins import twin_personas
@@ -127,6 +127,15 @@ def read_pilot(source: str | Path | bytes, survey: Survey, question: Question, n
     return Pilot(question.id, demographics, answers, weights, f"{len(table)} answers from {name}")
 
 
+def choose_pilot(survey: Survey, question: Question, seed: int, size: int | None = None,
+                 source: str | Path | bytes | None = None, name: str = "the pilot") -> Pilot:
+    """The pilot a user asked for: `size` respondents drawn with `seed`, or the CSV
+    `source` (a path, or an upload's bytes called `name`)."""
+    if source is not None:
+        return read_pilot(source, survey, question, name)
+    return draw_pilot(survey, question, size, seed)
+
+
 @dataclass(frozen=True)
 class PilotReport:
     """A slice's four estimates (`engine.pilot`), the pilot's size in the slice, and the
@@ -187,8 +196,7 @@ def unlabelled_truth(simulation, unlabelled: np.ndarray) -> np.ndarray | None:
     answered = answers != MISSING
     if not answered.any() or weights[answered].sum() <= 0:
         return None
-    k = len(simulation.question.options)
-    return np.bincount(answers[answered], weights=weights[answered], minlength=k) / weights[answered].sum()
+    return answer_distribution(answers, len(simulation.question.options), weights)
 
 
-__all__ = ["Pilot", "PilotReport", "draw_pilot", "read_pilot", "pilot_estimates"]
+__all__ = ["Pilot", "PilotReport", "draw_pilot", "read_pilot", "choose_pilot", "pilot_estimates"]
