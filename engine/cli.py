@@ -33,6 +33,7 @@ from engine.pilot_command import (
     pilot_evaluation_table,
     pilot_table,
 )
+from engine.banner_command import add_banner_parser, run_banner
 from engine.train_command import add_train_parser, run_train
 from engine.validation import check_options
 
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = add_train_parser(commands)
     add_data_dir(train)
+    add_banner_parser(commands)
 
     benchmark = commands.add_parser("benchmark", help="time the engine")
     benchmark_kinds = benchmark.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -134,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument("--question", default="natenrgy")
     scoring.add_argument("--personas", type=int, default=256, help="personas timed per method (default: 256)")
     scoring.add_argument("--temperature", type=float, default=1.0)
+    scoring.add_argument("--batch-size", type=int, default=32, help="personas per forward pass (default: 32)")
     add_model_options(scoring)
     add_data_dir(scoring)
     add_format(scoring)
@@ -300,28 +303,25 @@ def run_evaluate(args) -> None:
 
 
 def run_benchmark(args) -> None:
-    from engine.benchmark import benchmark_scoring
+    from engine.benchmark import benchmark_lines, benchmark_scoring
     from engine.models import load_model
     from engine.surveys import load_survey
 
     survey = load_survey(args.survey, args.data_dir)
     args.survey_id = survey.id
     loaded = load_model(model_config(args))
-    print("Timing logit read-out and generate-and-parse on the same personas...", file=sys.stderr, flush=True)
-    result = benchmark_scoring(loaded, survey, args.question, args.personas, args.temperature)
+    print("Timing logit read-out, the bare model and generate-and-parse on the same personas...",
+          file=sys.stderr, flush=True)
+    result = benchmark_scoring(loaded, survey, args.question, args.personas, args.temperature,
+                               batch_size=args.batch_size)
     if args.format == "json":
         print_json(result)
         return
-    print(f"{result['n_personas']} personas, {result['model']} on {result['device']} ({result['dtype']}, "
-          f"{result['threads']} threads)")
-    print(f"  logit read-out     {result['logit_per_s']:>8.1f} persona-questions/s")
-    print(f"  generate-and-parse {result['generate_per_s']:>8.1f} persona-questions/s "
-          f"(parsed {result['generate_success_rate']:.0%})")
-    print(f"  speedup            {result['speedup']:>8.1f}x")
+    print("\n".join(benchmark_lines(result)))
 
 
 COMMANDS = {"surveys": run_surveys, "questions": run_questions, "simulate": run_simulate,
-            "evaluate": run_evaluate, "train": run_train, "benchmark": run_benchmark}
+            "evaluate": run_evaluate, "train": run_train, "benchmark": run_benchmark, "banner": run_banner}
 
 
 def fail(message: str, status: int) -> int:
