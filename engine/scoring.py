@@ -8,8 +8,8 @@ softmax is the persona's answer distribution; what they leave to other tokens is
 
 How the work is shared: every persona asked one question shares the prompt up to the
 persona (system text, stimulus, question, options). That prefix runs through the model
-once; its key/value cache is repeated across a batch of personas, and only the persona
-tokens run per respondent. Identical personas are scored once, and personas are batched by
+once; its key/value cache is viewed (never copied) across a batch of personas, and only the
+persona tokens run per respondent. Identical personas are scored once, and personas are batched by
 length so little padding is computed. Padding goes on the right, where causal attention
 keeps it from touching real tokens, so no attention mask is needed.
 
@@ -228,24 +228,53 @@ def tokenize_prompts(tokenizer, question: Question, fields, personas: Sequence[s
     return prefix_ids, [tokenizer(p.persona_part, add_special_tokens=False).input_ids for p in prompts]
 
 
-def batch_option_logprobs(decoder, head, prefix_cache, suffixes: Sequence[Sequence[int]], option_tokens, pad: int):
-    """Log-probabilities [B, k] of each option's answer tokens after prefix + persona.
-
-    `prefix_cache` is repeated across the batch in place (pass a copy to keep the original).
-    Personas are right-padded to a multiple of LENGTH_BUCKET: causal attention keeps padding
-    away from real tokens, and repeated shapes reuse the CPU's prepared matrix kernels.
-    Differentiable, so training uses it too.
-    """
+def padded_batch(suffixes: Sequence[Sequence[int]], pad: int):
+    """Token ids [B, width], right-padded to a multiple of LENGTH_BUCKET (causal attention
+    keeps padding away from real tokens, and repeated shapes reuse the CPU's prepared matrix
+    kernels), and each row's real length."""
     import torch
 
-    flat_ids, _ = option_tokens
     lengths = [len(suffix) for suffix in suffixes]
     width = -(-max(lengths) // LENGTH_BUCKET) * LENGTH_BUCKET
     batch = torch.full((len(suffixes), width), pad, dtype=torch.long)
     for row, suffix in enumerate(suffixes):
         batch[row, : lengths[row]] = torch.tensor(suffix)
-    prefix_cache.batch_repeat_interleave(len(suffixes))
-    hidden = decoder(input_ids=batch.to(flat_ids.device), cache=prefix_cache, use_cache=True).last_hidden_state
+    return batch, lengths
+
+
+def repeated_cache(prefix_cache, rows: int):
+    """The prefix's key/value cache seen `rows` times over, without copying it.
+
+    Each layer of a shallow copy views the prefix's keys and values expanded along the batch
+    (`Tensor.expand`: no memory). A forward pass appends the persona tokens by
+    concatenation, which writes new tensors, so the prefix cache itself is never changed
+    and serves every batch; the old way (a deep copy, then `batch_repeat_interleave`) copied
+    the prefix twice per batch. Gradients flow through the views, so training shares it.
+    """
+    batch = copy.copy(prefix_cache)
+    batch.layers = []
+    for layer in prefix_cache.layers:
+        view = copy.copy(layer)
+        if getattr(layer, "is_initialized", False) and layer.keys is not None and layer.keys.numel():
+            view.keys = layer.keys.expand(rows, *layer.keys.shape[1:])
+            view.values = layer.values.expand(rows, *layer.values.shape[1:])
+        batch.layers.append(view)
+    return batch
+
+
+def batch_option_logprobs(decoder, head, prefix_cache, suffixes: Sequence[Sequence[int]], option_tokens, pad: int):
+    """Log-probabilities [B, k] of each option's answer tokens after prefix + persona.
+
+    `prefix_cache` (of the prefix alone, batch 1) is left as it was (`repeated_cache`), so
+    one serves every batch. Personas are right-padded (`padded_batch`). Differentiable, so
+    training uses it too.
+    """
+    import torch
+
+    flat_ids, _ = option_tokens
+    batch, lengths = padded_batch(suffixes, pad)
+    cache = repeated_cache(prefix_cache, len(suffixes))
+    hidden = decoder(input_ids=batch.to(flat_ids.device), cache=cache, use_cache=True).last_hidden_state
     last = hidden[torch.arange(len(suffixes)), torch.tensor(lengths) - 1]
     return option_logprobs_from_hidden(head, last, option_tokens)
 
@@ -288,8 +317,8 @@ def score_personas(
             progress(0, len(personas))
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            scores = batch_option_logprobs(decoder, head, copy.deepcopy(prefix_cache),
-                                           [suffixes[i] for i in rows], option_tokens, tokenizer.pad_token_id)
+            scores = batch_option_logprobs(decoder, head, prefix_cache, [suffixes[i] for i in rows],
+                                           option_tokens, tokenizer.pad_token_id)
             for row, i in enumerate(rows):
                 results[i] = scores[row].cpu().numpy()
             if progress is not None:

@@ -98,3 +98,26 @@ def test_progress_starts_at_zero_and_a_cached_read_is_one_final_report(tiny, gss
                   progress=lambda done, total: (cached.append((done, total)), bar(done, total)))
     assert cached == [(40, 40)]
     assert "Simulating" not in capsys.readouterr().err  # no bar for a wait that never happened
+
+
+def test_one_prefix_cache_serves_every_batch_unchanged(tiny, gss, personas):
+    """The prefix's key/value cache is viewed, not copied, per batch, and a forward pass over
+    a batch leaves it as it was (batch 1, same storage, same values)."""
+    import torch
+
+    question = gss.question("natenrgy")
+    decoder, head = scoring.split_model(tiny.model)
+    prefix_ids, suffixes = scoring.tokenize_prompts(tiny.tokenizer, question, gss.fields, personas[:6], None)
+    option_tokens = scoring.option_token_groups(tiny.tokenizer, question, "cpu")
+    with torch.inference_mode():
+        cache = decoder(input_ids=prefix_ids, use_cache=True).cache
+        before = [(layer.keys.clone(), layer.keys.data_ptr()) for layer in cache.layers]
+        view = scoring.repeated_cache(cache, 6)
+        assert all(layer.keys.shape[0] == 6 and layer.keys.data_ptr() == pointer
+                   for layer, (_, pointer) in zip(view.layers, before))
+        first = scoring.batch_option_logprobs(decoder, head, cache, suffixes, option_tokens, tiny.tokenizer.pad_token_id)
+        second = scoring.batch_option_logprobs(decoder, head, cache, suffixes, option_tokens, tiny.tokenizer.pad_token_id)
+    for layer, (keys, pointer) in zip(cache.layers, before):
+        assert layer.keys.shape[0] == 1 and layer.keys.data_ptr() == pointer
+        assert torch.equal(layer.keys, keys)
+    torch.testing.assert_close(first, second)
