@@ -7,7 +7,7 @@ for each pilot size, --repeats pilots are drawn from the respondents who answere
 outside the pilot gets the pilot-alone, model-alone, pilot + model (PPI++) and re-levelled
 estimates, scored against the real shares of everyone outside the pilot. Pooled over
 questions, slices and draws, per pilot size and method: mean JS, interval coverage and
-width, and PPI's effective sample size over the slice's pilot answers. Nothing is fitted on
+width, and PPI's effective sample size over the pilot alone's (its Kish size). Nothing is fitted on
 the answers being predicted (the power tuning sees only the pilot).
 
     .venv/bin/python benchmarks/pilot.py [--sizes 50 100 200 400] [--repeats 20] [--json]
@@ -45,7 +45,7 @@ def markdown(report: dict) -> str:
             else f"{100 * report['summary'][size][method]['coverage']:.1f}%" for size in sizes) + " |")
         lines.append(f"| mean interval width: {TITLES[method]} | "
                      + " | ".join(number(report["summary"][size][method]["width"]) for size in sizes) + " |")
-    lines.append("| effective sample size / pilot answers: pilot + model | "
+    lines.append("| effective sample size / the pilot alone's: pilot + model | "
                  + " | ".join(number(report["summary"][size]["ppi"]["effective_n_ratio"], 2) for size in sizes)
                  + " |")
     return "\n".join(lines)

@@ -16,9 +16,18 @@ With the question's answers (fitted on the train respondents who answered it):
 * marginal: the survey-weighted train answer distribution, the same for everyone;
 * logistic: multinomial logistic regression on one-hot demographics;
 * gradient_boosting: histogram gradient-boosted trees on the same features;
-* svr: support vector regression of the option's scale value (scale questions only);
-  its raw prediction is kept as `point_predictions`, its probabilities are the one-hot
-  nearest option.
+* svr: support vector regression of the option's scale value (scale questions only). Its
+  raw prediction c is kept as `point_predictions` (individual RMSE and MAE score it). Its
+  probabilities are a Gaussian N(c, sigma^2) discretised onto the options: with the option
+  values sorted, v_1 < ... < v_k, and the edges e_j = (v_j + v_{j+1}) / 2 between
+  neighbours, option j gets Phi((e_j - c) / sigma) - Phi((e_{j-1} - c) / sigma), with
+  e_0 = -inf and e_k = +inf (the end options take the tails), floored at
+  PROBABILITY_FLOOR and renormalised. sigma is the survey-weighted root-mean-square
+  residual of the same SVR predicted out of fold (SVR_FOLDS seeded folds of the train
+  answers, each predicted by an SVR fitted on the others with the same sample weights), so
+  the spread is what the regression gets wrong on answers it did not see. A one-hot
+  distribution on the nearest option, the obvious alternative, gives a wrong nearest
+  option probability ~0 and a log loss far worse than uniform's.
 
 Score the results with `engine.metrics.individual_metrics`. Run the checks with
 `python -m pytest -q tests/test_baselines.py`.
@@ -33,6 +42,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from scipy.special import ndtr
 from sklearn.svm import SVR
 from threadpoolctl import threadpool_limits
 
@@ -48,6 +58,8 @@ BASELINES = ("uniform", "scale_prior", "marginal", "logistic", "gradient_boostin
 CLASSICAL = ("logistic", "gradient_boosting", "svr")
 # Below this many train answers a fitted model is noise; only the trivial baselines run.
 MIN_TRAIN_ANSWERS = 20
+# Folds of the train answers that measure SVR's residual spread out of fold.
+SVR_FOLDS = 5
 
 
 @dataclass
@@ -209,13 +221,57 @@ def context_features(survey: Survey, index: pd.Index, context: Sequence[str]) ->
     return np.hstack(blocks) if blocks else np.zeros((len(index), 0))
 
 
+def _floored(probabilities: np.ndarray) -> np.ndarray:
+    """Rows floored at PROBABILITY_FLOOR and renormalised, so no option is exactly 0."""
+    probabilities = np.maximum(probabilities, PROBABILITY_FLOOR)
+    return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
 def _full_probabilities(classes: np.ndarray, probabilities: np.ndarray, k: int) -> np.ndarray:
     """Place a classifier's columns (only the classes seen in training) onto all k options,
     then floor and renormalise so an unseen option keeps a tiny, finite probability."""
     full = np.zeros((probabilities.shape[0], k))
     full[:, classes.astype(int)] = probabilities
-    full = np.maximum(full, PROBABILITY_FLOOR)
-    return full / full.sum(axis=1, keepdims=True)
+    return _floored(full)
+
+
+def gaussian_option_probabilities(centres: np.ndarray, sigma: float, values: np.ndarray) -> np.ndarray:
+    """The [n, k] discretised Gaussian of the module docstring: row i is N(centres[i],
+    sigma^2) integrated over each option's interval of the scale (edges halfway between
+    neighbouring option values, the end options open-ended), floored and renormalised.
+    `values` are the options' scale values in option order, in any direction."""
+    centres, values = np.asarray(centres, dtype=float), np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")
+    ascending = values[order]
+    edges = (ascending[1:] + ascending[:-1]) / 2
+    sigma = max(float(sigma), 1e-9)  # a perfect fit: all the mass on the option whose interval holds c
+    below = ndtr((edges[None, :] - centres[:, None]) / sigma)  # [n, k - 1]: P(value <= edge)
+    cumulative = np.hstack([np.zeros((len(centres), 1)), below, np.ones((len(centres), 1))])
+    probabilities = np.empty((len(centres), len(values)))
+    probabilities[:, order] = np.diff(cumulative, axis=1)
+    return _floored(probabilities)
+
+
+def _fit_svr(x: np.ndarray, target: np.ndarray, weights: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """An SVR of the scale value, fitted on `x`; returns features -> predicted scale values."""
+    # Standardise the target: SVR's epsilon tube is absolute, scales differ (1-3, 0-100).
+    centre, spread = target.mean(), target.std() or 1.0
+    model = SVR(C=1.0, epsilon=0.1)
+    model.fit(x, (target - centre) / spread, sample_weight=weights)
+    return lambda features: model.predict(features) * spread + centre
+
+
+def svr_residual_sd(x: np.ndarray, target: np.ndarray, weights: np.ndarray, seed: int,
+                    folds: int = SVR_FOLDS) -> float:
+    """sqrt(sum_i w_i (t_i - t^_i)^2 / sum_i w_i): the weighted root-mean-square residual of
+    the SVR predicted out of fold, t^_i from an SVR fitted (with the same weights) on the
+    other `folds` - 1 seeded folds."""
+    fold = np.random.default_rng(seed).permutation(len(target)) % folds
+    residuals = np.empty(len(target))
+    for held in range(folds):
+        out = fold == held
+        residuals[out] = target[out] - _fit_svr(x[~out], target[~out], weights[~out])(x[out])
+    return float(np.sqrt(np.average(np.square(residuals), weights=weights)))
 
 
 def fit_baselines(
@@ -302,15 +358,11 @@ def fit_baselines(
     if "svr" in names and question.is_scale and not question.off_scale_labels:
         values = question.values
         target = values[y]
-        # Standardise the target: SVR's epsilon tube is absolute, scales differ (1-3, 0-100).
-        centre, spread = target.mean(), target.std() or 1.0
-        model = SVR(C=1.0, epsilon=0.1)
-        model.fit(x_train, (target - centre) / spread, sample_weight=weights)
-        point = model.predict(x_test) * spread + centre
-        nearest = np.abs(point[:, None] - values[None, :]).argmin(axis=1)
-        one_hot = np.zeros((n_test, k))
-        one_hot[np.arange(n_test), nearest] = 1.0
-        predictions["svr"] = BaselinePrediction("svr", one_hot, point_predictions=point)
+        point = _fit_svr(x_train, target, weights)(x_test)
+        sigma = svr_residual_sd(x_train, target, weights, seed)
+        predictions["svr"] = BaselinePrediction(
+            "svr", gaussian_option_probabilities(point, sigma, values), point_predictions=point
+        )
     return predictions
 
 

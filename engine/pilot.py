@@ -2,24 +2,56 @@
 both (prediction-powered inference), each with a 95% interval and an effective sample size.
 
 The estimand is a slice's share of each option among the people the model's personas stand
-for (the unlabelled set: for a survey question, the survey's respondents outside the pilot).
-For a slice with pilot answers Y (one-hot, n x k), the model's probabilities for those pilot
-respondents F (n x k) and for the unlabelled personas F~ (N x k), per option j:
+for: the m unlabelled people (for a survey question, the slice's respondents outside the
+pilot), whose own answers are the truth. For a slice with pilot answers Y (one-hot, n x k),
+the model's probabilities for those pilot respondents F (n x k) and for the unlabelled
+personas F~ (m x k), per option j:
 
-- `pilot`: the pilot's weighted share; Wilson score interval at the Kish effective size
-  n_kish = (sum w)^2 / sum w^2 (n with equal weights).
+- `pilot`: the pilot's weighted share, with Wilson's score interval (below).
 - `model`: the mean of F~[:, j]; no sampling interval (it is a model, not a sample).
-- `ppi`: PPI++ with power tuning (Angelopoulos, Duchi and Zrnic 2023), from `ppi_py`:
-  theta = lam * mean(F~) + mean(Y - lam * F), lam fitted on the pilot and clipped to [0, 1],
-  so a model without signal falls back to the pilot alone; its CLT interval.
+- `ppi`: PPI++ (Angelopoulos, Duchi and Zrnic 2023): theta = lam * mean(F~) + mean(Y - lam F),
+  the point estimate from `ppi_py` at the power tuning lam = Cov(Y, F) / Var(F) (below),
+  clipped to [0, 1], so a model without signal falls back to the pilot alone.
 - `relevelled`: the model re-levelled to the pilot: factor_j = pilot share_j / mean(F[:, j])
   applied to every unlabelled persona's probabilities, which are then renormalised; a point
   estimate only.
 
-Effective sample size: how many pilot answers alone would give an interval as narrow,
-sum_j p_j (1 - p_j) / sum_j Var(theta_j) over the options (p the pilot's shares); the model
-is "worth" that minus the pilot's own size. With fewer than MIN_PILOT pilot answers in the
-slice no interval is given.
+The intervals are about the finite remainder, not an infinite population. For a fixed lam
+and D = Y - lam f (f: the model's probability of option j; lam = 0 is the pilot alone),
+
+    theta - truth = lam mean_rest(f) + mean_pilot(D) - mean_rest(Y) = mean_pilot(D) - mean_rest(D):
+
+the model's mean over the remainder is known exactly and cancels, and what is left is how
+the remainder's answers differ from lam f, a sample of m just as the pilot is one of n.
+When the n + m people of the slice split at random into pilot and remainder (or are two
+independent samples of one population) with S_D^2 the variance of D among them,
+
+    Var(theta - truth) = S_D^2 (1/n + 1/m)
+
+(for the random split: the pilot mean's finite-population variance (1 - n/M) S_D^2 / n, M =
+n + m, times (M/m)^2, since mean_pilot - mean_rest = (M/m)(mean_pilot - mean_slice)). That is
+the textbook S_D^2 / n times (1 + n/m): a 400-person pilot beside a remainder of 100 is five
+times less certain about the remainder than about an infinite population. PPI++'s variance
+lam^2 Var(f) / N + Var(D) / n is about the population mean; about the remainder its model
+term becomes Var(D) / m (the remainder's answers around lam f, not the model's mean, are
+unknown), and the lam minimising S_D^2 (1/n + 1/m) is Cov(Y, f) / Var(f), without PPI++'s
+(1 + n/N) factor. Here Cov(Y, f) is the pilot's weighted covariance, Var(f) the weighted
+variance of f over pilot and unlabelled personas (each set's weights scaled to mean 1),
+S_D^2 the pilot's weighted variance of D, and n, m the Kish sizes (sum w)^2 / sum w^2 of the
+pilot's and the remainder's weights. `remainder=inf` gives the infinite-population interval.
+
+Each interval is Wilson's score interval at the option's effective size p (1 - p) / Var(theta)
+(p the pilot's share; 1 / (1/n + 1/m) for the pilot alone, and for PPI where that is 0/0),
+centred on the estimate: asymptotically the normal interval, and the pilot's own interval
+when lam is 0. The normal interval covers badly on slices with a handful of pilot answers
+(it has zero width when they all answer alike), and slices are where a pilot is thinnest.
+
+Effective sample size: the pilot's Kish size n times the pilot alone's total variance over
+PPI's, n sum_j p_j (1 - p_j) / sum_j S_Dj^2 (the factor 1/n + 1/m is common to both and
+cancels): how many equally weighted pilot answers the estimate is worth; the pilot alone's
+is its Kish size, so a model without signal (lam = 0) is worth exactly the pilot. With fewer
+than MIN_PILOT pilot answers in the slice no interval is given. Weights must be finite,
+non-negative and not all zero (FocusgroupError otherwise).
 
     from engine.pilot import slice_estimates
     estimates = slice_estimates(answers, pilot_probabilities, unlabelled_probabilities)
@@ -27,9 +59,12 @@ slice no interval is given.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from engine.errors import FocusgroupError
 
 Z95 = 1.959963984540054
 MIN_PILOT = 2
@@ -63,10 +98,30 @@ def one_hot(answers: np.ndarray, k: int) -> np.ndarray:
     return np.eye(k)[answers]
 
 
+def checked_weights(weights: np.ndarray | None, n: int, whose: str) -> np.ndarray:
+    """`weights` as floats (ones when None), refused unless finite, non-negative and not all
+    zero: weights summing to zero leave every share 0 / 0."""
+    if weights is None:
+        return np.ones(n)
+    weights = np.asarray(weights, dtype=float)
+    if len(weights) != n:
+        raise ValueError(f"{whose}: {len(weights)} weights for {n} rows")
+    if n and (not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0):
+        raise FocusgroupError(f"The weights of {whose} must be finite numbers, zero or positive, and not all zero; "
+                              "give the people of the slice a positive weight.")
+    return weights
+
+
 def kish_n(weights: np.ndarray) -> float:
     """Kish's effective sample size of weighted data: (sum w)^2 / sum w^2."""
     weights = np.asarray(weights, dtype=float)
     return float(weights.sum() ** 2 / np.square(weights).sum())
+
+
+def weighted_variance(values: np.ndarray, weights: np.ndarray) -> float:
+    """sum_i w_i (x_i - x_w)^2 / sum_i w_i, x_w the weighted mean (p (1 - p) for 0/1 values)."""
+    mean = np.average(values, weights=weights)
+    return float(np.average(np.square(values - mean), weights=weights))
 
 
 def wilson(share: np.ndarray, n: float, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
@@ -76,19 +131,29 @@ def wilson(share: np.ndarray, n: float, z: float = Z95) -> tuple[np.ndarray, np.
     return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
-def pilot_estimate(answers: np.ndarray, k: int, weights: np.ndarray | None = None) -> Estimate:
-    """The pilot alone: weighted shares with Wilson intervals at the Kish size."""
-    weights = np.ones(len(answers)) if weights is None else np.asarray(weights, dtype=float)
+def interval_size(pilot_kish: float, remainder: float) -> float:
+    """1 / (1/n + 1/m): the size at which a share's binomial variance p (1 - p) / size is the
+    variance of the pilot's share about the remainder's (module docstring)."""
+    return 1.0 / (1.0 / pilot_kish + 1.0 / remainder)
+
+
+def pilot_estimate(answers: np.ndarray, k: int, weights: np.ndarray | None = None,
+                   remainder: float = math.inf) -> Estimate:
+    """The pilot alone: weighted shares with Wilson intervals at 1 / (1/n + 1/m), n the
+    pilot's Kish size and m = `remainder` the Kish size of the people whose shares are
+    estimated (inf: a population far larger than the pilot); its effective size is n."""
+    weights = checked_weights(weights, len(answers), "the pilot")
     shares = (one_hot(answers, k) * weights[:, None]).sum(0) / weights.sum()
     n = kish_n(weights)
     if len(answers) < MIN_PILOT:
         return Estimate("pilot", shares, None, None, None)
-    low, high = wilson(shares, n)
+    low, high = wilson(shares, interval_size(n, remainder))
     return Estimate("pilot", shares, low, high, n)
 
 
 def model_estimate(unlabelled: np.ndarray, weights: np.ndarray | None = None) -> Estimate:
     """The model alone: the personas' mean probabilities, without a sampling interval."""
+    weights = checked_weights(weights, len(unlabelled), "the unlabelled personas")
     return Estimate("model", np.average(unlabelled, axis=0, weights=weights), None, None, None)
 
 
@@ -104,45 +169,60 @@ def relevelled_estimate(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.n
     adjusted = unlabelled * factor
     totals = adjusted.sum(1, keepdims=True)
     adjusted = np.where(totals > 0, adjusted / np.where(totals > 0, totals, 1), 1.0 / k)
-    return Estimate("relevelled", np.average(adjusted, axis=0, weights=unlabelled_weights), None, None, None)
+    return Estimate("relevelled", model_estimate(adjusted, unlabelled_weights).shares, None, None, None)
+
+
+def power_tuning(labels: np.ndarray, predicted: np.ndarray, unlabelled: np.ndarray, weights: np.ndarray,
+                 unlabelled_weights: np.ndarray) -> float:
+    """lam = Cov(Y, f) / Var(f) clipped to [0, 1], the lam that minimises the variance about
+    the remainder (module docstring): Cov on the pilot, Var over pilot and unlabelled
+    predictions, each set's weights scaled to mean 1; 0 when the predictions do not vary
+    (a prediction without variance carries no signal)."""
+    pooled = np.concatenate([predicted, unlabelled])
+    pooled_weights = np.concatenate([weights / weights.mean(), unlabelled_weights / unlabelled_weights.mean()])
+    spread = weighted_variance(pooled, pooled_weights)
+    if spread < 1e-12:
+        return 0.0
+    covariance = np.average((labels - np.average(labels, weights=weights))
+                            * (predicted - np.average(predicted, weights=weights)), weights=weights)
+    return float(np.clip(covariance / spread, 0.0, 1.0))
 
 
 def ppi_estimate(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.ndarray,
                  weights: np.ndarray | None = None, unlabelled_weights: np.ndarray | None = None) -> Estimate:
-    """PPI++ per option: the point estimate with the power-tuning lam fitted (and clipped to
-    [0, 1]) by `ppi_py`, and its variance from `ppi_py`'s interval. The interval is Wilson's
-    score interval at the option's effective size p (1 - p) / Var (p the pilot's share; the
-    pilot's Kish size where that is 0/0), centred on the estimate: asymptotically the same
-    as `ppi_py`'s normal interval, and the pilot's own Wilson interval when lam is 0. The
-    normal interval covers badly on slices with a handful of pilot answers (it has zero width
-    when they all answer alike), and slices are where a pilot is thinnest."""
-    from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
+    """PPI++ per option about the unlabelled remainder (module docstring): lam from
+    `power_tuning`, the point estimate from `ppi_py` at that lam, Var = S_D^2 (1/n + 1/m), and
+    Wilson's interval at the effective size p (1 - p) / Var."""
+    from ppi_py import ppi_mean_pointestimate
 
     k = pilot.shape[1]
-    labels = one_hot(answers, k)
     if len(answers) < MIN_PILOT:
         return Estimate("ppi", model_estimate(unlabelled, unlabelled_weights).shares, None, None, None)
-    shares, variances = np.empty(k), np.empty(k)
+    labels = one_hot(answers, k)
+    weights = checked_weights(weights, len(answers), "the pilot")
+    unlabelled_weights = checked_weights(unlabelled_weights, len(unlabelled), "the unlabelled personas")
+    shares, spreads = np.empty(k), np.empty(k)
     for j in range(k):
-        args = (labels[:, j], pilot[:, j], unlabelled[:, j])
-        # a prediction without variance carries no signal, and ppi_py's lam would be 0 / 0
-        lam = 0.0 if np.ptp(np.concatenate([pilot[:, j], unlabelled[:, j]])) < 1e-12 else None
-        options = {"lam": lam, "w": weights, "w_unlabeled": unlabelled_weights}
-        shares[j] = float(np.squeeze(ppi_mean_pointestimate(*args, **options)))
-        low, high = (float(np.squeeze(bound)) for bound in ppi_mean_ci(*args, alpha=0.05, **options))
-        variances[j] = ((high - low) / (2 * Z95)) ** 2
-    alone = pilot_estimate(answers, k, weights)
-    spread = alone.shares * (1 - alone.shares)
-    sizes = np.where((spread > 0) & (variances > 0), spread / np.where(variances > 0, variances, 1), alone.effective_n)
+        lam = power_tuning(labels[:, j], pilot[:, j], unlabelled[:, j], weights, unlabelled_weights)
+        shares[j] = float(np.squeeze(ppi_mean_pointestimate(labels[:, j], pilot[:, j], unlabelled[:, j], lam=lam,
+                                                            w=weights, w_unlabeled=unlabelled_weights)))
+        spreads[j] = weighted_variance(labels[:, j] - lam * pilot[:, j], weights)
+    pilot_kish = kish_n(weights)
+    size = interval_size(pilot_kish, kish_n(unlabelled_weights))
+    alone = pilot_estimate(answers, k, weights).shares
+    binomial = alone * (1 - alone)
+    variances = spreads / size
+    sizes = np.where((binomial > 0) & (variances > 0), binomial / np.where(variances > 0, variances, 1), size)
     low, high = wilson(np.clip(shares, 0, 1), sizes)
-    return Estimate("ppi", shares, low, high, effective_n(alone.shares, variances))
+    return Estimate("ppi", shares, low, high, effective_n(pilot_kish, alone, spreads))
 
 
-def effective_n(pilot_shares: np.ndarray, variances: np.ndarray) -> float | None:
-    """How many pilot answers alone would give this estimate's total variance:
-    sum_j p_j (1 - p_j) / sum_j Var_j, p the pilot's shares; None where either is zero."""
-    spread, total = float((pilot_shares * (1 - pilot_shares)).sum()), float(np.sum(variances))
-    return spread / total if spread > 0 and total > 0 else None
+def effective_n(pilot_kish: float, pilot_shares: np.ndarray, spreads: np.ndarray) -> float | None:
+    """How many equally weighted pilot answers the estimate is worth: the pilot's Kish size
+    times sum_j p_j (1 - p_j) / sum_j S_Dj^2 (p the pilot's shares, S_Dj^2 the variance of
+    Y_j - lam_j f_j); None where either sum is zero."""
+    binomial, total = float((pilot_shares * (1 - pilot_shares)).sum()), float(np.sum(spreads))
+    return pilot_kish * binomial / total if binomial > 0 and total > 0 else None
 
 
 def slice_estimates(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.ndarray,
@@ -151,7 +231,8 @@ def slice_estimates(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.ndarr
     """The estimates of one slice: `answers` are the pilot respondents' option indices,
     `pilot` and `unlabelled` the model's option probabilities (rows sum to 1) for the pilot
     respondents and the unlabelled personas; `weights` and `unlabelled_weights` their survey
-    weights. Without a pilot answer in the slice there is only the model's."""
+    weights. The intervals are about the unlabelled people's own shares. Without a pilot
+    answer in the slice there is only the model's."""
     pilot, unlabelled = np.asarray(pilot, dtype=float), np.asarray(unlabelled, dtype=float)
     if pilot.shape[0] != len(answers) or pilot.shape[1] != unlabelled.shape[1] or not len(unlabelled):
         raise ValueError("pilot probabilities need one row per pilot answer, and the unlabelled personas the "
@@ -159,16 +240,20 @@ def slice_estimates(answers: np.ndarray, pilot: np.ndarray, unlabelled: np.ndarr
     model = model_estimate(unlabelled, unlabelled_weights)
     if not len(answers):
         return {"model": model}
-    return {"pilot": pilot_estimate(answers, pilot.shape[1], weights), "model": model,
+    remainder = kish_n(checked_weights(unlabelled_weights, len(unlabelled), "the unlabelled personas"))
+    return {"pilot": pilot_estimate(answers, pilot.shape[1], weights, remainder), "model": model,
             "ppi": ppi_estimate(answers, pilot, unlabelled, weights, unlabelled_weights),
             "relevelled": relevelled_estimate(answers, pilot, unlabelled, weights, unlabelled_weights)}
 
 
-def worth_sentence(pilot_n: int, estimate: Estimate | None, slice_name: str) -> str:
-    """One plain sentence on what the model adds to the pilot (`estimate`: PPI's) for this slice."""
+def worth_sentence(pilot_n: int, estimate: Estimate | None, slice_name: str,
+                   pilot_effective_n: float | None = None) -> str:
+    """One plain sentence on what the model adds to the pilot (`estimate`: PPI's) for this
+    slice: its effective size minus the pilot's own (`pilot_effective_n`, the pilot's Kish
+    size; `pilot_n` when None, an unweighted pilot)."""
     if estimate is None or estimate.effective_n is None or pilot_n < MIN_PILOT:
         return f"Too few pilot answers in {slice_name} ({pilot_n}) to say what the model adds."
-    extra = int(round(estimate.effective_n - pilot_n))
+    extra = int(round(estimate.effective_n - (pilot_n if pilot_effective_n is None else pilot_effective_n)))
     if extra < 1:
         return f"With your {pilot_n} pilot answers in {slice_name}, the model adds nothing here."
     return (f"With your {pilot_n} pilot answers in {slice_name}, the model adds the equivalent of "
@@ -176,4 +261,5 @@ def worth_sentence(pilot_n: int, estimate: Estimate | None, slice_name: str) -> 
 
 
 __all__ = ["Estimate", "METHODS", "MIN_PILOT", "slice_estimates", "pilot_estimate", "model_estimate",
-           "ppi_estimate", "relevelled_estimate", "effective_n", "kish_n", "wilson", "worth_sentence"]
+           "ppi_estimate", "relevelled_estimate", "power_tuning", "effective_n", "kish_n", "wilson",
+           "worth_sentence"]

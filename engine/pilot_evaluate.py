@@ -6,15 +6,17 @@ who answered it once (a seeded draw of `max_respondents` from a larger survey); 
 each pilot size N and repeat r, N of them are drawn as the pilot (seed (seed, N, r)) and
 every single-field slice with at least `min_slice` respondents outside the pilot gets the
 four estimates of `engine.pilot`, its personas outside the pilot being the unlabelled data.
-The truth is the slice's real weighted shares outside the pilot, so it carries no sampling
-noise of its own. Per pilot size and method:
+The truth is the slice's real weighted shares outside the pilot: a finite remainder whose
+own answers are a sample too, which the intervals of `engine.pilot` allow for (their
+variance carries 1/n + 1/m). Per pilot size and method:
 
 - `js`: mean Jensen-Shannon distance between estimated and true shares over question x
   slice x repeat (slices with fewer than MIN_PILOT pilot answers are skipped for every method);
 - `coverage`: the share of 95% intervals (per option) that contain the true share;
 - `width`: their mean width;
-- `effective_n_ratio`: mean effective sample size over the slice's pilot answers (PPI only;
-  1 is "worth nothing more than the pilot").
+- `effective_n_ratio`: mean of PPI's effective sample size over the pilot alone's (its Kish
+  size; both in equally weighted answers, `engine.pilot`): 1 is "worth nothing more than
+  the pilot", whether the pilot is weighted or not.
 
     from engine.pilot_evaluate import PilotEvaluationConfig, evaluate_pilots
     report = evaluate_pilots(loaded, survey, PilotEvaluationConfig(pilot_sizes=(100,), repeats=20))
@@ -95,7 +97,7 @@ def question_records(survey: Survey, question, scored, config: PilotEvaluationCo
                 (name, (value,)), = filters.items()
                 members = (demographics[name] == value).to_numpy()
                 labelled, unlabelled = members & in_pilot, members & ~in_pilot
-                if labelled.sum() < MIN_PILOT or weights[unlabelled].sum() <= 0:
+                if labelled.sum() < MIN_PILOT or weights[labelled].sum() <= 0 or weights[unlabelled].sum() <= 0:
                     continue
                 truth = answer_distribution(answers[unlabelled], k, weights[unlabelled])
                 estimates = slice_estimates(answers[labelled], probabilities[labelled], probabilities[unlabelled],
@@ -109,8 +111,8 @@ def question_records(survey: Survey, question, scored, config: PilotEvaluationCo
                         record[f"{method}_covered"] = int(inside.sum())
                         record[f"{method}_intervals"] = k
                         record[f"{method}_width"] = float((estimate.high - estimate.low).mean())
-                effective = estimates["ppi"].effective_n
-                record["ppi_effective_n_ratio"] = None if effective is None else effective / labelled.sum()
+                effective, alone = estimates["ppi"].effective_n, estimates["pilot"].effective_n
+                record["ppi_effective_n_ratio"] = None if effective is None else effective / alone
                 records.append(record)
     return records
 

@@ -152,7 +152,9 @@ class PilotReport:
 
     @property
     def sentence(self) -> str:
-        return worth_sentence(self.pilot_in_slice, self.estimates.get("ppi"), self.slice_name)
+        pilot = self.estimates.get("pilot")
+        return worth_sentence(self.pilot_in_slice, self.estimates.get("ppi"), self.slice_name,
+                              None if pilot is None else pilot.effective_n)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "pilot_size": self.pilot_size, "pilot_in_slice": self.pilot_in_slice,

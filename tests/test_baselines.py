@@ -16,12 +16,14 @@ from engine.baselines import (
     demographic_features,
     fit_baselines,
     fit_scale_prior,
+    gaussian_option_probabilities,
     same_scale_questions,
+    svr_residual_sd,
 )
 from engine.errors import FocusgroupError
 from engine.metrics import answer_distribution, individual_metrics
 from engine.surveys import load_survey
-from engine.surveys.model import DemographicField, Option, Question, Survey
+from engine.surveys.model import MISSING, DemographicField, Option, Question, Survey
 from engine.surveys.split import split_index
 
 QUESTION = "natenrgy"
@@ -106,12 +108,69 @@ def test_baselines_are_reproducible_with_the_same_seed(gss, splits, predictions)
     np.testing.assert_array_equal(again["svr"].point_predictions, predictions["svr"].point_predictions)
 
 
-def test_svr_point_predictions_map_to_nearest_option(gss, predictions):
-    values = gss.question(QUESTION).values
-    svr = predictions["svr"]
-    nearest = np.abs(svr.point_predictions[:, None] - values[None, :]).argmin(axis=1)
-    np.testing.assert_array_equal(svr.probabilities.argmax(axis=1), nearest)
-    assert set(np.unique(svr.probabilities)) <= {0.0, 1.0}
+def test_svr_probabilities_are_a_gaussian_integrated_over_each_options_interval():
+    # N(2, 1) on options valued 1, 2, 3: edges 1.5 and 2.5, the ends open
+    tail = 0.3085375387  # Phi(-0.5)
+    probabilities = gaussian_option_probabilities(np.array([2.0]), 1.0, np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(probabilities, [[tail, 1 - 2 * tail, tail]], rtol=1e-9)
+    # N(1.2, 0.5): Phi(0.6) = .72575, Phi(2.6) - Phi(0.6) = .26959, 1 - Phi(2.6) = .00466
+    near_low = gaussian_option_probabilities(np.array([1.2]), 0.5, np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(near_low, [[0.72575, 0.26959, 0.00466]], atol=1e-5)
+    # a scale listed high to low gets the same masses on the same values
+    reversed_scale = gaussian_option_probabilities(np.array([1.2]), 0.5, np.array([3.0, 2.0, 1.0]))
+    np.testing.assert_allclose(reversed_scale, near_low[:, ::-1])
+
+
+def test_svr_probabilities_sum_to_one_peak_at_the_nearest_option_and_flatten_with_the_residual_sd():
+    values = np.array([0.0, 25.0, 50.0, 75.0, 100.0])  # a 0-100 scale with five options
+    centres = np.array([-40.0, 10.0, 30.0, 62.0, 140.0])
+    narrow = gaussian_option_probabilities(centres, 10.0, values)
+    wide = gaussian_option_probabilities(centres, 40.0, values)
+    np.testing.assert_allclose(narrow.sum(axis=1), 1.0)
+    np.testing.assert_allclose(wide.sum(axis=1), 1.0)
+    assert narrow.argmax(axis=1).tolist() == [0, 0, 1, 2, 4]  # 10 is nearer 0 than 25; 62 nearer 50
+    assert (wide.max(axis=1) < narrow.max(axis=1)).all()
+
+    def entropy(p):
+        return -(p * np.log(p)).sum(axis=1)
+
+    assert (entropy(wide) > entropy(narrow)).all()
+    # a perfect fit (sigma 0) still leaves every option a tiny, finite probability
+    exact = gaussian_option_probabilities(np.array([25.0]), 0.0, values)
+    assert exact.argmax() == 1 and (exact > 0).all() and exact[0, 0] < 1e-5
+    np.testing.assert_allclose(exact.sum(), 1.0)
+
+
+def test_svr_residual_sd_is_measured_out_of_fold_and_follows_how_well_features_predict():
+    survey = synthetic_survey(200)
+    index = survey.demographics.index
+    # "agree" is 0 for group a and 1 or 2 at random for group b: features tell part of it
+    fitted = fit_baselines(survey, "agree", index[:150], index[150:], names=("svr",))["svr"]
+    values = survey.question("agree").values
+    target = values[survey.answers.loc[index[:150], "agree"].to_numpy()]
+    x = demographic_features(survey, index[:150])
+    sigma = svr_residual_sd(x, target, np.ones(150), seed=0)
+    assert 0 < sigma < target.std()  # better than the mean, worse than perfect
+    np.testing.assert_allclose(fitted.probabilities,
+                               gaussian_option_probabilities(fitted.point_predictions, sigma, values))
+    noise = np.random.default_rng(1).normal(size=(150, 3))
+    assert svr_residual_sd(noise, target, np.ones(150), seed=0) > sigma  # features unrelated to the answer
+
+
+def test_svr_log_loss_on_a_real_question_is_finite_and_not_worse_than_uniform(gss, splits, predictions):
+    _, test = splits
+    question = gss.question(QUESTION)
+    answers, weights = gss.answers.loc[test, QUESTION].to_numpy(), gss.weight_array(test)
+    scores = {name: individual_metrics(predictions[name].probabilities, answers, question.values, weights,
+                                       predictions[name].point_predictions)
+              for name in ("uniform", "svr")}
+    assert np.isfinite(scores["svr"]["log_loss"])
+    assert scores["svr"]["log_loss"] < scores["uniform"]["log_loss"]
+    # RMSE still scores the raw prediction, not the distribution's mean
+    answered = answers != MISSING
+    residuals = predictions["svr"].point_predictions[answered] - question.values[answers[answered]]
+    rmse = np.sqrt(np.average(np.square(residuals), weights=weights[answered]))
+    assert scores["svr"]["rmse"] == pytest.approx(rmse)
 
 
 def test_demographic_features_have_the_same_columns_for_any_index(gss, splits):

@@ -45,24 +45,26 @@ def test_a_weighted_pilot_uses_its_kish_size():
 
 
 def test_ppi_matches_its_closed_form_and_ppi_py():
-    from ppi_py import ppi_mean_ci
+    from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
 
     rng = np.random.default_rng(3)
     answers, predicted = population(rng, 42000, bias=0.1, noise=0.1)
     y, f, f_unlabelled = (answers[:2000] == 0).astype(float), predicted[:2000, 0], predicted[2000:, 0]
-    n, big_n = len(y), len(f_unlabelled)
-    # METHODS.md: lam* = Cov(Y, f) / ((1 + n/N) Var(f)), clipped to [0, 1]
-    lam = np.clip(np.cov(y, f, bias=True)[0, 1] / ((1 + n / big_n) * np.var(np.concatenate([f, f_unlabelled]),
-                                                                                ddof=1)), 0, 1)
+    n, m = len(y), len(f_unlabelled)
+    # engine.pilot: about the remainder, lam = Cov(Y, f) / Var(f), Var = Var(Y - lam f) (1/n + 1/m)
+    lam = np.clip(np.mean((y - y.mean()) * (f - f.mean())) / np.var(np.concatenate([f, f_unlabelled])), 0, 1)
     theta = lam * f_unlabelled.mean() + (y - lam * f).mean()
-    sd = math.sqrt(lam ** 2 * f_unlabelled.var() / big_n + (y - lam * f).var() / n)
+    sd = math.sqrt((y - lam * f).var() * (1 / n + 1 / m))
     estimate = ppi_estimate(answers[:2000], predicted[:2000], predicted[2000:])
     assert 0 < lam < 1
-    assert estimate.shares[0] == pytest.approx(theta, abs=1e-6)
-    # the Wilson form of the interval: ppi_py's normal interval at this size, to a thousandth
+    assert estimate.shares[0] == pytest.approx(theta, abs=1e-9)
+    assert estimate.shares[0] == pytest.approx(float(np.squeeze(ppi_mean_pointestimate(y, f, f_unlabelled, lam=lam))))
+    # the Wilson form of the interval: the normal interval at this size, to a thousandth
     assert estimate.low[0] == pytest.approx(theta - 1.96 * sd, abs=1e-3)
     assert estimate.high[0] == pytest.approx(theta + 1.96 * sd, abs=1e-3)
-    low, high = ppi_mean_ci(y, f, f_unlabelled, alpha=0.05)
+    # with a remainder 20 times the pilot, ppi_py's interval about the population at the same
+    # lam is nearly as wide: the two differ only in the 1/m term
+    low, high = ppi_mean_ci(y, f, f_unlabelled, alpha=0.05, lam=lam)
     assert (estimate.low[0], estimate.high[0]) == pytest.approx((float(low[0]), float(high[0])), abs=1e-3)
     assert estimate.shares.sum() == pytest.approx(1)
 
@@ -80,6 +82,63 @@ def test_ppi_intervals_cover_the_truth_about_95_percent_with_a_biased_model():
     tolerance = 3 * math.sqrt(0.95 * 0.05 / repeats)  # three binomial standard errors
     assert abs(covered / repeats - 0.95) <= tolerance
     assert abs(pilot_covered / repeats - 0.95) <= tolerance
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_intervals_cover_the_finite_remainder_of_the_slice_outside_a_large_pilot(weighted):
+    # One slice of 500 people; each draw takes 400 as the pilot and asks for the share of
+    # the other 100, which is itself a sample: the interval must carry 1/n + 1/m, not 1/n.
+    rng = np.random.default_rng(0)
+    answers, predicted = population(rng, 500, bias=0.15, noise=0.15)
+    weights = rng.uniform(0.5, 2.0, 500) if weighted else np.ones(500)
+    repeats = 400
+    covered = {"pilot": 0, "ppi": 0, "about an infinite population": 0}
+    for _ in range(repeats):
+        order = rng.permutation(500)
+        pilot, rest = order[:400], order[400:]
+        truth = np.average(answers[rest] == 0, weights=weights[rest])
+        estimates = slice_estimates(answers[pilot], predicted[pilot], predicted[rest], weights[pilot], weights[rest])
+        estimates["about an infinite population"] = pilot_estimate(answers[pilot], 2, weights[pilot])
+        for method, estimate in estimates.items():
+            if method in covered:
+                covered[method] += estimate.low[0] <= truth <= estimate.high[0]
+    coverage = {method: count / repeats for method, count in covered.items()}
+    assert 0.92 <= coverage["pilot"] <= 0.98 and 0.92 <= coverage["ppi"] <= 0.98, coverage
+    # without the remainder's term the interval is sqrt(5) too narrow: about 62% coverage
+    assert coverage["about an infinite population"] < 0.8, coverage
+
+
+def test_the_remainder_term_widens_the_pilot_interval_by_the_finite_population_factor():
+    answers = np.array([0] * 120 + [1] * 280)
+    infinite, finite = pilot_estimate(answers, 2), pilot_estimate(answers, 2, remainder=100)
+    # Var = p (1 - p) (1/400 + 1/100): the Wilson interval at 1 / (1/400 + 1/100) = 80 answers
+    low, high = wilson(np.array([0.3, 0.7]), 80)
+    assert finite.low == pytest.approx(low) and finite.high == pytest.approx(high)
+    assert (finite.high - finite.low)[0] == pytest.approx(math.sqrt(5) * (infinite.high - infinite.low)[0], rel=0.03)
+    assert finite.effective_n == infinite.effective_n == 400  # the pilot's own size either way
+
+
+def test_weights_that_sum_to_zero_are_refused_by_name():
+    from engine.errors import FocusgroupError
+
+    with pytest.raises(FocusgroupError, match="weights of the pilot"):
+        pilot_estimate(np.array([0, 1, 1]), 2, np.zeros(3))
+    with pytest.raises(FocusgroupError, match="weights of the unlabelled personas"):
+        slice_estimates(np.array([0, 1]), np.tile([0.5, 0.5], (2, 1)), np.tile([0.5, 0.5], (3, 1)),
+                        unlabelled_weights=np.zeros(3))
+
+
+def test_a_weighted_pilot_with_a_model_without_signal_is_worth_exactly_its_kish_size():
+    rng = np.random.default_rng(8)
+    answers = rng.integers(0, 3, 60)
+    weights = rng.uniform(0.2, 3.0, 60)
+    constant = np.tile([0.2, 0.3, 0.5], (60, 1))
+    estimates = slice_estimates(answers, constant, np.tile([0.2, 0.3, 0.5], (500, 1)), weights, np.ones(500))
+    assert estimates["pilot"].effective_n == pytest.approx(kish_n(weights)) and kish_n(weights) < 50
+    assert estimates["ppi"].effective_n == pytest.approx(estimates["pilot"].effective_n)
+    assert estimates["ppi"].low == pytest.approx(estimates["pilot"].low)
+    sentence = worth_sentence(60, estimates["ppi"], "women", estimates["pilot"].effective_n)
+    assert sentence.endswith("adds nothing here.")
 
 
 def test_a_model_without_signal_adds_nothing_and_a_good_one_adds_respondents():
@@ -121,7 +180,7 @@ def test_ppi_intervals_cover_small_slices_too_and_equal_the_pilot_without_signal
     answers = np.array([0, 0, 0, 0, 0])  # all alike: a normal interval would have no width
     flat = np.tile([0.5, 0.5], (5, 1))
     estimate = ppi_estimate(answers, flat, np.tile([0.5, 0.5], (40, 1)))
-    alone = pilot_estimate(answers, 2)
+    alone = pilot_estimate(answers, 2, remainder=40)  # the same remainder of 40
     assert estimate.low == pytest.approx(alone.low) and estimate.high == pytest.approx(alone.high)
     assert estimate.high[1] > 0.3
 
