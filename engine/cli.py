@@ -34,6 +34,7 @@ from engine.pilot_command import (
     pilot_table,
 )
 from engine.banner_command import add_banner_parser, run_banner
+from engine.import_command import add_import_parser, run_import
 from engine.train_command import add_train_parser, run_train
 from engine.validation import check_options
 
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = add_train_parser(commands)
     add_data_dir(train)
+    add_data_dir(add_import_parser(commands))
     add_banner_parser(commands)
 
     benchmark = commands.add_parser("benchmark", help="time the engine")
@@ -321,7 +323,8 @@ def run_benchmark(args) -> None:
 
 
 COMMANDS = {"surveys": run_surveys, "questions": run_questions, "simulate": run_simulate,
-            "evaluate": run_evaluate, "train": run_train, "benchmark": run_benchmark, "banner": run_banner}
+            "evaluate": run_evaluate, "train": run_train, "benchmark": run_benchmark, "banner": run_banner,
+            "import": run_import}
 
 
 def fail(message: str, status: int) -> int:

@@ -221,3 +221,37 @@ def test_an_uploaded_survey_is_checked_then_kept_and_a_bad_one_changes_nothing(t
     assert sorted(path.name for path in user_survey_dir().iterdir()) == ["mine"]
     assert (user_survey_dir() / "mine" / "export.csv").read_bytes() == csv
     assert sorted(path.name for path in (user_survey_dir() / "mine").iterdir()) == ["export.csv", "mine.toml"]
+
+
+@pytest.mark.parametrize("row,fragment", [
+    ("17,Male,Somewhat,heavy", "[data] `weight`: row 3 of My panel.csv (respondent '17') has the weight 'heavy'"),
+    ("17,Male,Meh,1", "question 'likes': values 'Meh' are neither options nor missing codes; the first is in row 3 of "
+                      "My panel.csv (respondent '17')"),
+    ("1,Male,Somewhat,1", "`respondent_id` has empty or repeated values, such as '1' in row 3 of My panel.csv"),
+])
+def test_an_upload_error_names_the_upload_and_the_row_never_the_staging_folder(tmp_path, monkeypatch, row, fragment):
+    from engine.surveys.registry import add_user_survey
+
+    monkeypatch.setenv("FOCUSGROUP_CACHE", str(tmp_path / "cache"))
+    spec = textwrap.dedent(SPEC).replace('file = "mine/export.csv"\n', 'weight = "W"\n').encode()
+    csv = f"ID,Gender,How much do you like it?,W\n1,Female,A lot,1\n{row}\n".encode()
+    with pytest.raises(FocusgroupError) as error:
+        add_user_survey(spec, csv, "My panel.csv")
+    message = str(error.value)
+    assert message.startswith("The uploaded spec for My panel.csv: ") and fragment in message
+    assert str(tmp_path) not in message and ".staging" not in message and ".upload" not in message
+
+
+def test_an_upload_that_cannot_be_kept_names_the_upload_not_the_staging_folder(tmp_path, monkeypatch):
+    import engine.surveys.registry as registry
+
+    def full_disk(staging, target):
+        raise OSError(28, "No space left on device", str(staging))
+
+    monkeypatch.setenv("FOCUSGROUP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "swap_into_place", full_disk)
+    spec = textwrap.dedent(SPEC).replace('file = "mine/export.csv"\n', "").encode()
+    with pytest.raises(FocusgroupError, match=r"^Cannot keep the upload export\.csv \(No space left on device\)") as error:
+        registry.add_user_survey(spec, b"ID,Gender,How much do you like it?\n1,Female,A lot\n", "export.csv")
+    assert str(tmp_path) not in str(error.value)
+    assert not any((registry.user_survey_dir()).iterdir())

