@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -159,6 +160,25 @@ def run_temperature_curve(survey_id: str, adapter: str | None, questions: tuple[
             SIMULATIONS[key] = temperature_curve(loaded, survey(survey_id, data_dir()), temperatures,
                                                  EvaluationConfig(questions=questions))
     return SIMULATIONS[key]
+
+
+def run_banner(survey_id: str, config, adapter: str | None, progress=None):
+    """Run (or fetch) a banner (`engine.banner.banner`) at T = 1: each question simulated once
+    for everyone in the base. Kept by every input but the temperature, which `Banner.at(T)`
+    re-reads from the stored logits without the model."""
+    from engine.banner import banner
+
+    config = dataclasses.replace(config, temperature=1.0)
+    key = simulation_key("banner", survey_id, adapter, dataclasses.asdict(config))
+    if key in SIMULATIONS:
+        SIMULATIONS.move_to_end(key)
+        return SIMULATIONS[key]
+    with MODEL_LOCK:
+        result = banner(model(base_model(), adapter), survey(survey_id, data_dir()), config, progress)
+    SIMULATIONS[key] = result
+    while len(SIMULATIONS) > MAX_SIMULATIONS:
+        SIMULATIONS.popitem(last=False)
+    return result
 
 
 JOBS: dict[str, dict] = {}
