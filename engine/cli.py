@@ -35,6 +35,7 @@ from engine.pilot_command import (
 )
 from engine.banner_command import add_banner_parser, run_banner
 from engine.import_command import add_import_parser, run_import
+from engine.parallel import silence_followers
 from engine.train_command import add_train_parser, run_train
 from engine.validation import check_options
 
@@ -354,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights are local; never reach for a hub
     args = build_parser().parse_args(argv)
+    silence_followers()  # under `accelerate launch`, only the lead process prints
     try:
         check_options(vars(args))
         COMMANDS[args.command](args)

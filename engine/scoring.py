@@ -15,7 +15,8 @@ keeps it from touching real tokens, so no attention mask is needed.
 
 Results are cached in memory and on disk (`LogitStore`), keyed by the model fingerprint,
 PROMPT_VERSION and the exact prompt text, so a survey, question, stimulus or adapter change
-can never reuse stale logits. Nothing read from the disk cache is trusted (see
+can never reuse stale logits. Under `accelerate launch`, the processes share the personas
+to score (`engine.parallel`). Nothing read from the disk cache is trusted (see
 `LogitStore`), and scores that are not finite are refused rather than cached.
 """
 
@@ -36,6 +37,7 @@ import numpy as np
 from engine.atomic import atomic_save_npz, recover_folder
 from engine.errors import FocusgroupError
 from engine.models import LoadedModel, cache_root
+from engine.parallel import shared_scoring, world_size
 from engine.prompts import PROMPT_VERSION, answer_token_ids, render_prompt, shown_order
 from engine.surveys.model import DemographicField, Question
 
@@ -178,17 +180,18 @@ def option_logits(
     persona_keys = [text_hash(persona) for persona in personas]
     missing = list(dict.fromkeys(k for k in persona_keys if k not in cached))
 
-    if missing:
+    if missing or world_size() > 1:  # launched processes meet here even with nothing to score
         by_key = dict(zip(persona_keys, personas))
-        texts = [by_key[k] for k in missing]
-        scores = score_personas(loaded, question, fields, texts, stimulus, batch_size, progress)
-        if not np.isfinite(np.stack(scores)).all():
+        scores = shared_scoring(
+            lambda texts: score_personas(loaded, question, fields, texts, stimulus, batch_size, progress),
+            {k: by_key[k] for k in missing})
+        if scores and not np.isfinite(np.stack(list(scores.values()))).all():
             raise FocusgroupError(
                 f"The model produced non-finite scores (NaN or infinity) for question {question.id!r}; its adapter is "
                 "likely broken (trained with too large a learning rate?): retrain it, or score without it."
             )
-        cached.update(zip(missing, scores))
-        if use_cache:
+        cached.update(scores)
+        if use_cache and scores:
             store.save(key, options)
     elif progress is not None:
         progress(len(personas), len(personas))
