@@ -6,6 +6,9 @@ PNG or SVG exported from it looks like the screen. Nothing here calls the engine
 
 from __future__ import annotations
 
+import html
+import textwrap
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -13,15 +16,86 @@ import plotly.graph_objects as go
 SIMULATED = "#4C4CD8"
 REAL = "#7F7F7F"
 BASELINE = "#E08A2E"
-FONT = dict(family="Inter, Helvetica, Arial, sans-serif", size=14, color="#222222")
+WHISKER = "#333333"
+FONT = dict(family="Inter, Helvetica, Arial, sans-serif", size=13, color="#222222")
+NOTE = "Simulated by a language model"
+
+# Plotly draws text without wrapping, and a figure cannot know the width it is shown at, so
+# lines are cut to fit the narrowest place a chart goes: a phone (about 340 pixels for the
+# chart). At the fonts below, average characters are about half as wide as they are high.
+TITLE_SIZE, SUBTITLE_SIZE, LABEL_SIZE = 16, 12, 12  # LABEL_SIZE: the smallest text on a chart
+TITLE_CHARS, SUBTITLE_CHARS, TICK_CHARS = 40, 54, 10
+LINE_SPACING = 1.3  # Plotly's own: every line of a multi-line text is 1.3 em of its element's font
+PLOT_HEIGHT = 300  # the plotting area; margins are added around it
+TOP_PAD, AXIS_SPACE, LEGEND_ROW, LABEL_ROOM = 10, 50, 26, 24  # AXIS_SPACE: the axis title and its gaps
 
 
-def base_layout(figure: go.Figure, title: str, subtitle: str | None = None) -> go.Figure:
-    text = title if not subtitle else f"{title}<br><span style='font-size:12px;color:#666'>{subtitle}</span>"
+def wrap_lines(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` characters, broken at " · " between parts first,
+    then between words (a word longer than a line is cut)."""
+    lines: list[str] = []
+    for part in text.split(" · "):
+        pieces = textwrap.wrap(part, width) or [""]
+        if lines and len(lines[-1]) + 3 + len(pieces[0]) <= width:
+            lines[-1] += " · " + pieces.pop(0)
+        lines += pieces
+    return lines
+
+
+def title_block(title: str, subtitle: str | None, note: str | None) -> tuple[str, int]:
+    """The text above a chart, in Plotly's markup: the title, the subtitle in grey and the
+    note in the simulated colour, each wrapped (`wrap_lines`); with its height in pixels."""
+    lines = [html.escape(line, quote=False) for line in wrap_lines(title, TITLE_CHARS)]
+    small = f"<span style='font-size:{SUBTITLE_SIZE}px;color:%s'>%s</span>"
+    lines += [small % ("#555555", html.escape(line, quote=False))
+              for line in (wrap_lines(subtitle, SUBTITLE_CHARS) if subtitle else [])]
+    lines += [small % (SIMULATED, f"<b>{note}</b>")] if note else []
+    return "<br>".join(lines), round(len(lines) * LINE_SPACING * TITLE_SIZE)
+
+
+def legend_rows(names: list[str]) -> int:
+    """How many rows a horizontal legend of these entries takes at phone width (each entry
+    is its symbol, about 40 pixels, and its text)."""
+    widths = [40 + 0.55 * FONT["size"] * len(name) for name in names]
+    rows, used = 1, 0.0
+    for width in widths:
+        if used and used + width > 330:
+            rows, used = rows + 1, 0.0
+        used += width
+    return rows
+
+
+def wrapped_ticks(labels) -> dict:
+    """Axis settings that show each category label in lines of at most TICK_CHARS."""
+    labels = list(labels)
+    return dict(tickmode="array", tickvals=labels,
+                ticktext=["<br>".join(wrap_lines(str(label), TICK_CHARS)) for label in labels])
+
+
+def base_layout(figure: go.Figure, title: str, subtitle: str | None = None, note: str | None = NOTE,
+                plot_height: int = PLOT_HEIGHT, tick_height: int | None = None) -> go.Figure:
+    """Title, subtitle and note as one wrapped text block above the plot (`title_block`),
+    its height counted into the top margin, and the legend anchored to the figure's bottom
+    edge, where Plotly reserves its room below the axis: pixel positions rather than
+    fractions of the plot, so no text runs into another at any width. The figure's height
+    is the plot's plus its text, and is also the exported height.
+    `tick_height`: the pixels the x tick labels take where they are not one line each
+    (default: from the lines of wrapped tick text, `wrapped_ticks`)."""
+    text, title_height = title_block(title, subtitle, note)
+    entries = [trace.name for trace in figure.data if trace.showlegend is not False and trace.name]
+    legend_height = LEGEND_ROW * legend_rows(entries) if len(entries) > 1 else 0
+    if tick_height is None:
+        tick_lines = max(len(label.split("<br>")) for label in (figure.layout.xaxis.ticktext or ["x"]))
+        tick_height = round(tick_lines * LINE_SPACING * FONT["size"])
+    bottom = AXIS_SPACE + tick_height
     figure.update_layout(
-        title=dict(text=text, x=0.0, xanchor="left", xref="paper"), font=FONT, template="plotly_white",
-        margin=dict(l=60, r=20, t=90, b=60), legend=dict(orientation="h", y=-0.18, x=0.0),
-        paper_bgcolor="white", plot_bgcolor="white",
+        title=dict(text=text, x=0.0, xanchor="left", xref="container", y=1.0, yanchor="top", yref="container",
+                   pad=dict(t=TOP_PAD + TITLE_SIZE, l=12), automargin=False, font=dict(size=TITLE_SIZE)),
+        font=FONT, template="plotly_white", paper_bgcolor="white", plot_bgcolor="white",
+        legend=dict(orientation="h", x=0.0, xanchor="left", xref="container", y=0.0, yanchor="bottom",
+                    yref="container", font=dict(size=LABEL_SIZE)),
+        margin=dict(l=64, r=24, t=TOP_PAD + title_height + 12, b=bottom, autoexpand=True),
+        height=TOP_PAD + title_height + 12 + plot_height + bottom + legend_height,
     )
     return figure
 
@@ -43,30 +117,50 @@ def noise_band(real: np.ndarray, effective_n: float) -> np.ndarray:
     return 1.96 * np.sqrt(real * (1 - real) / max(effective_n, 1.0))
 
 
+def value_labels(x, y, text, group: str) -> go.Scatter:
+    """Value labels drawn above points `y` of the bars in offset group `group` (Plotly's
+    scattermode "group" puts them over their own bar), at the labels' font size whatever the
+    bar's height, so 3% reads as well as 60%."""
+    return go.Scatter(x=x, y=y, text=text, mode="text", textposition="top center", offsetgroup=group,
+                      textfont=dict(size=LABEL_SIZE, color=FONT["color"]), showlegend=False, hoverinfo="skip",
+                      cliponaxis=False)
+
+
 def distribution_figure(frame: pd.DataFrame, title: str, subtitle: str | None = None) -> go.Figure:
-    """Grouped bars: simulated beside real share per option, the real bars with their noise band."""
+    """Grouped bars: simulated beside real share per option, the real bars with their 95%
+    sampling band as whiskers (a legend entry of its own), each value printed above its bar
+    or, for the real share, above its whisker, so no label is crossed by a line."""
+    has_real = bool(frame["real"].notna().any())
+    band = frame["real_band"].fillna(0)
     figure = go.Figure()
-    figure.add_bar(
-        name="Simulated", x=frame["option"], y=frame["simulated"], marker_color=SIMULATED,
-        text=[f"{v:.0%}" for v in frame["simulated"]], textposition="inside", insidetextanchor="end",
-        textfont=dict(color="white"), hovertemplate="%{x}<br>Simulated: %{y:.1%}<extra></extra>",
-    )
-    if frame["real"].notna().any():
-        figure.add_bar(
-            name="Real respondents", x=frame["option"], y=frame["real"], marker_color=REAL,
-            text=[f"{v:.0%}" for v in frame["real"]], textposition="inside", insidetextanchor="end",
-            textfont=dict(color="white"),
-            error_y=dict(type="data", array=frame["real_band"].fillna(0), color="#333333", thickness=1.2, width=6),
-            hovertemplate="%{x}<br>Real: %{y:.1%}<extra></extra>",
+    figure.add_bar(name="Simulated", x=frame["option"], y=frame["simulated"], marker_color=SIMULATED,
+                   offsetgroup="simulated", hovertemplate="%{x}<br>Simulated: %{y:.1%}<extra></extra>")
+    figure.add_trace(value_labels(frame["option"], frame["simulated"], [f"{v:.0%}" for v in frame["simulated"]],
+                                  "simulated"))
+    if has_real:
+        figure.add_bar(name="Real respondents", x=frame["option"], y=frame["real"], marker_color=REAL,
+                       offsetgroup="real", hovertemplate="%{x}<br>Real: %{y:.1%}<extra></extra>")
+        figure.add_scatter(
+            name="95% sampling band (real)", x=frame["option"], y=frame["real"], offsetgroup="real", mode="markers",
+            marker=dict(symbol="line-ns-open", size=14, color=WHISKER, line=dict(width=1.5, color=WHISKER)),
+            error_y=dict(type="data", array=band, color=WHISKER, thickness=1.5, width=6), customdata=band,
+            hovertemplate="%{x}<br>Real: %{y:.1%} ± %{customdata:.1%} (95% sampling band)<extra></extra>",
         )
-    top = float(np.nanmax([frame["simulated"].max(), (frame["real"] + frame["real_band"].fillna(0)).max()]))
-    figure.update_layout(barmode="group", bargap=0.25)
-    figure.update_yaxes(title="Share of respondents", tickformat=".0%", range=[0, min(1.0, top * 1.2 + 0.05)],
-                        gridcolor="#EEEEEE")
-    figure.update_xaxes(title="Answer")
-    figure.add_annotation(text="Simulated by a language model", xref="paper", yref="paper", x=1.0, y=1.06,
-                          showarrow=False, font=dict(size=11, color=SIMULATED), xanchor="right")
+        figure.add_trace(value_labels(frame["option"], frame["real"] + band, [f"{v:.0%}" for v in frame["real"]],
+                                      "real"))
+    figure.update_layout(barmode="group", scattermode="group", bargap=0.25)
+    share_axis(figure, float(np.nanmax([frame["simulated"].max(), (frame["real"] + band).max()])),
+               "Share of respondents")
+    figure.update_xaxes(title="Answer", **wrapped_ticks(frame["option"]))
     return base_layout(figure, title, subtitle)
+
+
+def share_axis(figure: go.Figure, top: float, title: str) -> None:
+    """A 0-to-`top` share axis with room above the tallest bar for its label, ticks to 100%."""
+    upper = top / (1 - LABEL_ROOM / PLOT_HEIGHT) + 0.01
+    step = 1 if upper < 0.5 else 2
+    figure.update_yaxes(title=title, tickformat=".0%", range=[0, upper], gridcolor="#EEEEEE",
+                        tickvals=[tenth / 10 for tenth in range(0, 11, step) if tenth / 10 <= upper])
 
 
 def ab_figure(frame: pd.DataFrame, title: str, subtitle: str | None = None) -> go.Figure:
@@ -75,10 +169,11 @@ def ab_figure(frame: pd.DataFrame, title: str, subtitle: str | None = None) -> g
     for variant, colour in zip(frame["variant"].unique(), (SIMULATED, BASELINE)):
         rows = frame[frame["variant"] == variant]
         figure.add_bar(name=f"Simulated: {variant}", x=rows["option"], y=rows["share"], marker_color=colour,
-                       text=[f"{v:.0%}" for v in rows["share"]], textposition="outside")
-    figure.update_layout(barmode="group")
-    figure.update_yaxes(title="Share of simulated respondents", tickformat=".0%", gridcolor="#EEEEEE")
-    figure.update_xaxes(title="Answer")
+                       offsetgroup=variant, hovertemplate="%{x}<br>%{y:.1%}<extra></extra>")
+        figure.add_trace(value_labels(rows["option"], rows["share"], [f"{v:.0%}" for v in rows["share"]], variant))
+    figure.update_layout(barmode="group", scattermode="group")
+    share_axis(figure, float(frame["share"].max()), "Share of simulated respondents")
+    figure.update_xaxes(title="Answer", **wrapped_ticks(frame["option"].unique()))
     return base_layout(figure, title, subtitle)
 
 
@@ -121,7 +216,7 @@ def pilot_figure(frame: pd.DataFrame, title: str, subtitle: str | None = None) -
         )
     figure.update_layout(barmode="group", bargap=0.2)
     figure.update_yaxes(title="Share of the slice", tickformat=".0%", range=[0, 1], gridcolor="#EEEEEE")
-    figure.update_xaxes(title="Answer")
+    figure.update_xaxes(title="Answer", **wrapped_ticks(frame["option"].unique()))
     return base_layout(figure, title, subtitle)
 
 
@@ -131,11 +226,14 @@ def fidelity_heatmap(frame: pd.DataFrame, title: str, subtitle: str | None = Non
     figure = go.Figure(go.Heatmap(
         z=table.to_numpy(), x=list(table.columns), y=list(table.index), zmin=0, zmax=max(4.0, np.nanmax(table.to_numpy())),
         colorscale=[[0, "#2E7D32"], [0.25, "#C8E6C9"], [0.5, "#FFF59D"], [1, "#C62828"]],
-        colorbar=dict(title="JS ÷ noise"), hovertemplate="%{y} / %{x}<br>JS ÷ noise floor: %{z:.2f}<extra></extra>",
+        colorbar=dict(title=dict(text="JS ÷ noise", side="right")),
+        hovertemplate="%{y} / %{x}<br>JS ÷ noise floor: %{z:.2f}<extra></extra>",
     ))
     figure.update_xaxes(title="Slice", tickangle=-40)
     figure.update_yaxes(title="Question")
-    return base_layout(figure, title, subtitle)
+    longest = max(len(str(column)) for column in table.columns)  # slice labels, turned 40 degrees
+    return base_layout(figure, title, subtitle, plot_height=max(PLOT_HEIGHT, 22 * len(table.index)),
+                       tick_height=round(0.55 * FONT["size"] * longest * 0.65) + FONT["size"])
 
 
 def tradeoff_figure(frame: pd.DataFrame, best_temperature: float, title: str, subtitle: str | None = None) -> go.Figure:
@@ -147,7 +245,8 @@ def tradeoff_figure(frame: pd.DataFrame, best_temperature: float, title: str, su
     figure.add_scatter(x=frame["temperature"], y=frame["individual"], name=f"Individual: {frame['individual_label'].iloc[0]}",
                        mode="lines+markers", line=dict(color=BASELINE), yaxis="y2")
     figure.add_vline(x=best_temperature, line_dash="dash", line_color="#333333",
-                     annotation_text=f"best T = {best_temperature:g}", annotation_position="top")
+                     annotation_text=f"best T = {best_temperature:g}", annotation_position="top right",
+                     annotation_yanchor="top")  # inside the plot, clear of the title block
     figure.update_layout(yaxis=dict(title="Mean slice JS distance", gridcolor="#EEEEEE"),
                          yaxis2=dict(title=frame["individual_label"].iloc[0], overlaying="y", side="right"))
     figure.update_xaxes(title="Temperature")
@@ -165,4 +264,4 @@ def loss_figure(curve: pd.DataFrame, title: str = "Training loss") -> go.Figure:
                            mode="lines+markers", line=dict(color=BASELINE))
     figure.update_xaxes(title="Step")
     figure.update_yaxes(title="Loss", gridcolor="#EEEEEE")
-    return base_layout(figure, title)
+    return base_layout(figure, title, note=None)

