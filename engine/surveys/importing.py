@@ -20,17 +20,28 @@ value left out; missing codes are the file's user-missing values and ranges; on 
 answers like "Don't know" are kept `off_scale`. Each guess is one line of the report and
 a comment above its entry in the spec; `import_survey` writes the spec atomically and
 never replaces a file unless asked to.
+
+The same roles can be chosen by hand (the dashboard's column mapper): `propose_mapping`
+gives the guesses as a `Mapping` (one `ColumnChoice` per column: role, scale type and
+favourable end), and `spec_from_mapping` writes the spec a mapping describes, through the
+same code as the guesses, so a column that cannot take its chosen role is an error naming it:
+
+    profile = profile_export(Path("panel.sav"), is_respondent_id)
+    mapping = propose_mapping(profile)
+    mapping.columns[3] = ColumnChoice("question", "nominal")
+    text = spec_from_mapping(profile, mapping)
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.atomic import atomic_write_text
 from engine.errors import FocusgroupError, one_line
+from engine.surveys.model import DEFAULT_POSITIVE, POSITIVE_ENDS, QUESTION_TYPES
 from engine.surveys.profile import MAX_DISTINCT, ColumnProfile, ExportProfile, as_number, profile_export
 from engine.surveys.spec import MAX_OPTIONS
 from engine.surveys.spec_checks import TRUST_PATHS_VARIABLE, check_survey_id, shown
@@ -47,6 +58,9 @@ QUALTRICS_METADATA = {
     "locationLongitude", "distributionChannel", "userLanguage",
 }
 ORDERED = ("education levels", "their leading numbers")
+# The roles a column can be given, as an error names them
+ROLES = {"demographic": "a demographic field", "question": "a question", "id": "the respondent id",
+         "weight": "the weight", "skip": "skipped"}
 
 
 class Skip(Exception):
@@ -62,6 +76,39 @@ class Choices:
     missing: list[str]
     numeric: bool  # every option's code is a number
     order: str  # why they are in this order
+
+
+@dataclass(frozen=True)
+class ColumnChoice:
+    """The role chosen for one column, and for a question its scale type and favourable end
+    (None: as `focusgroup import` would guess them; both ignored for the other roles)."""
+
+    role: str = "skip"  # demographic, question, id (the respondent id), weight or skip
+    type: str | None = None  # ordinal, nominal or numeric
+    positive: str | None = None  # ordinal, numeric: the favourable end of the options, first or last
+
+    def __post_init__(self):
+        for key, value, allowed in (("role", self.role, tuple(ROLES)), ("type", self.type, (None, *QUESTION_TYPES)),
+                                    ("positive end", self.positive, (None, *POSITIVE_ENDS))):
+            if value not in allowed:
+                raise FocusgroupError(f"A column's {key} must be one of {', '.join(filter(None, allowed))}; got "
+                                      f"{shown(value)}.")
+
+
+@dataclass
+class Mapping:
+    """What a spec makes of an export: its id and title, and a `ColumnChoice` per column,
+    keyed by the column's 0-based position (a column left out is skipped). `notes` say why
+    each column was guessed as it was, for display."""
+
+    survey_id: str
+    title: str
+    columns: dict[int, ColumnChoice] = field(default_factory=dict)
+    notes: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_survey_id(self.survey_id, "The survey id")
+        self.title = " ".join(str(self.title or "").split()) or self.survey_id
 
 
 @dataclass(frozen=True)
@@ -108,11 +155,44 @@ def survey_id_from(file: Path) -> str:
     return name if name and name[0].isalnum() else "survey"
 
 
+def propose_mapping(profile: ExportProfile, survey_id: str | None = None) -> Mapping:
+    """The roles `focusgroup import` would give the profiled export's columns, as a mapping
+    to review; unlike `propose_spec` it is not refused for lacking a question or a field."""
+    survey_id = check_survey_id(survey_id, "--id") if survey_id is not None else survey_id_from(profile.path)
+    proposer = Proposer(profile, profile.path.with_suffix(".toml"), survey_id, None)
+    proposer.take_all()
+    return Mapping(survey_id, proposer.title, proposer.chosen, proposer.notes)
+
+
+def spec_from_mapping(profile: ExportProfile, mapping: Mapping, spec_path: Path | str | None = None) -> str:
+    """The spec text `mapping` makes of the profiled export, to be written at `spec_path`
+    (default: `<id>.toml` beside the export, so [data] `file` is the export's own name).
+
+    Each column takes the role it is given, built as `focusgroup import` builds it (options
+    from labels and found codes, missing codes, a banded age, off-scale answers on a scale);
+    one that cannot take it (a question with more than 26 answers, two respondent ids) is a
+    FocusgroupError naming the file and the column. Nothing is read but the profile."""
+    spec_path = Path(spec_path) if spec_path is not None else profile.path.with_name(f"{mapping.survey_id}.toml")
+    proposer = Proposer(profile, spec_path, mapping.survey_id, None, title=mapping.title,
+                        origin="Mapped in the dashboard's column mapper from {file}; each entry says "
+                                           "why it was chosen.")
+    for column in profile.columns:
+        note = mapping.notes.get(column.position, "")
+        proposer.place(column, mapping.columns.get(column.position, ColumnChoice()),
+                       note.removeprefix("skipped: ") if note.startswith("skipped: ") else "left out")
+    return proposer.finish().text
+
+
 class Proposer:
     """Gives every column of one profiled export its role, then writes the spec's text."""
 
-    def __init__(self, profile: ExportProfile, spec_path: Path, survey_id: str, data_dir: Path | None):
+    def __init__(self, profile: ExportProfile, spec_path: Path, survey_id: str, data_dir: Path | None,
+                 title: str | None = None, origin: str = "Proposed by `focusgroup import` from {file}; each entry "
+                                                           "says why it was guessed."):
         self.profile, self.spec_path, self.survey_id, self.data_dir = profile, spec_path, survey_id, data_dir
+        self.title, self.origin = title or profile.title or profile.path.stem, origin
+        self.chosen: dict[int, ColumnChoice] = {}  # column position -> the role it took
+        self.notes: dict[int, str] = {}  # column position -> why
         self.respondent_id: ColumnProfile | None = None
         self.weight: ColumnProfile | None = None
         self.fields: list[tuple[dict, str]] = []  # (entry, why)
@@ -122,12 +202,19 @@ class Proposer:
                        f"{len(profile.columns)} columns."]
 
     def propose(self) -> Proposal:
+        self.take_all()
+        return self.finish()
+
+    def take_all(self) -> None:
+        """Guess every column's role."""
         for column in self.profile.columns:
             try:
                 self.take(column)
             except Skip as skip:
-                self.skipped.append(f"{describe(column)}: {skip}")
-                self.report.append(f"skipped {describe(column)}: {skip}")
+                self.skip(column, str(skip))
+
+    def finish(self) -> Proposal:
+        """The spec of the roles taken, refused without a question or a demographic field."""
         name = self.profile.path.name
         if not self.questions:
             raise FocusgroupError(f"{name} has no column usable as a question (each needs 2 to {MAX_OPTIONS} "
@@ -143,12 +230,48 @@ class Proposer:
         return Proposal(self.spec_path, text, self.report, len(self.fields), len(self.questions))
 
     # -- roles ----------------------------------------------------------------------------
+    def choose(self, column: ColumnProfile, choice: ColumnChoice, line: str, note: str | None = None) -> None:
+        """Record the role `column` took, with the report's `line` and the mapper's `note` on why."""
+        self.chosen[column.position] = choice
+        self.notes[column.position] = note or line
+        self.report.append(line)
+
+    def skip(self, column: ColumnProfile, why: str) -> None:
+        self.skipped.append(f"{describe(column)}: {why}")
+        self.notes[column.position] = f"skipped: {why}"
+        self.report.append(f"skipped {describe(column)}: {why}")
+
+    def place(self, column: ColumnProfile, choice: ColumnChoice, skipped: str = "left out") -> None:
+        """Give `column` the role chosen for it (`skipped` says why when it is left out); one
+        it cannot take is an error naming it."""
+        try:
+            if choice.role in ("id", "weight"):
+                attribute = "respondent_id" if choice.role == "id" else "weight"
+                taken = getattr(self, attribute)
+                if taken is not None:
+                    raise Skip(f"{describe(taken)} is already {ROLES[choice.role]}, and a survey has one")
+                setattr(self, attribute, column)
+                self.choose(column, choice, f"{attribute.replace('_', ' ')}: {describe(column)} (chosen)")
+            elif choice.role == "demographic":
+                check_answers(column)
+                name, why = demographic_name(column.name, column.text) or (
+                    slug(column.name or column.text) or f"field_{column.position}", "chosen as a demographic")
+                self.add_field(column, name, why)
+            elif choice.role == "question":
+                check_answers(column)
+                self.add_question(column, choice)
+            else:
+                self.skip(column, skipped)
+        except Skip as skip:
+            raise FocusgroupError(f"{self.profile.path.name}: column {describe(column)} cannot be "
+                                  f"{ROLES[choice.role]}: {skip}.") from None
+
     def take(self, column: ColumnProfile) -> None:
         if is_respondent_id(column.name, column.text):
             if self.respondent_id is None and column.unique:
                 self.respondent_id = column
-                self.report.append(f"respondent id: {describe(column)} (named like one; {column.rows:,} distinct "
-                                   "values)")
+                self.choose(column, ColumnChoice("id"), f"respondent id: {describe(column)} (named like one; "
+                                                        f"{column.rows:,} distinct values)")
                 return
             raise Skip("named like a respondent id, but " + (
                 "the id is already taken" if self.respondent_id else "its values are empty or repeated"))
@@ -176,7 +299,8 @@ class Proposer:
         if problem is not None:
             raise Skip(f"named like a weight, but {problem}")
         self.weight = column
-        self.report.append(f"weight: {describe(column)} (named like one; {column.low:g} to {column.high:g})")
+        self.choose(column, ColumnChoice("weight"),
+                    f"weight: {describe(column)} (named like one; {column.low:g} to {column.high:g})")
 
     def bookkeeping(self, column: ColumnProfile) -> str | None:
         if column.date:
@@ -208,19 +332,33 @@ class Proposer:
             detail = f"{len(choices.options)} values ({shown_labels(choices.labels)}){missing_note(choices.missing)}"
         why = f"{why}; {detail}"
         self.fields.append((entry, why))
-        self.report.append(f"field {name}: {describe(column)}: {why}")
+        self.choose(column, ColumnChoice("demographic"), f"field {name}: {describe(column)}: {why}",
+                    f"field {name}: {why}")
 
-    def add_question(self, column: ColumnProfile) -> None:
+    def add_question(self, column: ColumnProfile, chosen: ColumnChoice | None = None) -> None:
+        """A question of the type its metadata and answers suggest, or of the `chosen` one."""
         if column.overflow:
             raise Skip(f"more than {MAX_DISTINCT} distinct numbers ({column.low:g} to {column.high:g}), too many "
                        "for answer options")
         choices = self.choices(column)
         kind, why, positive = question_type(column, choices)
+        forced = chosen is not None and chosen.type is not None
+        if forced and chosen.type != kind:
+            kind, why = chosen.type, "chosen"
+            if kind == "numeric" and not choices.numeric:
+                raise Skip(f"a numeric question needs numbers for codes, and its answers "
+                           f"({shown_labels(choices.labels)}) are not; make it ordinal or nominal")
+        if chosen is not None and chosen.positive is not None:
+            positive = chosen.positive
+        positive = None if kind == "nominal" else positive
         options = choices.options
         if kind != "nominal":
             options = [off_scale(option, label) if is_off_scale(label) else option
                        for option, label in zip(choices.options, choices.labels)]
             if sum(not is_off_scale(label) for label in choices.labels) < 2:
+                if forced:
+                    raise Skip(f"fewer than two of its answers ({shown_labels(choices.labels)}) are on a scale; "
+                               "make it nominal")
                 kind, why, positive = "nominal", f"{why}, but too few answers on the scale", None
                 options = choices.options
         question_id = unique_name(self.question_id(column), {entry["id"] for entry, _ in self.questions})
@@ -232,7 +370,9 @@ class Proposer:
         why = (f"{kind} ({why}{ends}), {len(options)} options ({shown_labels(choices.labels)})"
                f"{missing_note(choices.missing)}")
         self.questions.append((entry, why))
-        self.report.append(f"question {question_id}: {describe(column)}: {why}")
+        end = positive or (None if kind == "nominal" else DEFAULT_POSITIVE)
+        self.choose(column, ColumnChoice("question", kind, end), f"question {question_id}: {describe(column)}: {why}",
+                    f"question {question_id}: {why}")
 
     def question_id(self, column: ColumnProfile) -> str:
         """Stat files and Qualtrics name their columns (q12, Q3_1); other CSVs get a slug of the wording."""
@@ -266,10 +406,9 @@ class Proposer:
     # -- the spec's text ------------------------------------------------------------------
     def render(self) -> str:
         profile = self.profile
-        lines = [f"# Proposed by `focusgroup import` from {profile.path.name} ({profile.kind}); each entry says "
-                 "why it was guessed.",
+        lines = [f"# {self.origin.format(file=f'{profile.path.name} ({profile.kind})')}",
                  f"# Check them (and fill in `license`), then: focusgroup questions --survey {self.spec_path.name}",
-                 *toml_lines({"id": self.survey_id, "title": profile.title or profile.path.stem,
+                 *toml_lines({"id": self.survey_id, "title": self.title,
                               "description": f"{profile.rows:,} respondents, imported from {profile.path.name}.",
                               "source": profile.path.name, "license": "unknown"}),
                  "", "[data]"]

