@@ -6,12 +6,13 @@
 2. one forward pass per persona gives option logits (`engine.scoring`, cached);
 3. at temperature T each persona's distribution is softmax(logits / T), and the simulated
    distribution of the slice is their survey-weighted mean;
-4. the real slice distribution, its sampling-noise floor, and out-of-fold classical
-   baselines give the numbers to read the simulation against. The real distribution is
-   always the whole slice's, even when N personas are drawn (with survey weights, N drawn
-   respondents' answers can differ a lot from their slice's), unless `real_from_drawn`;
-   the per-persona scores (individual metrics) need each persona's own answer, so they
-   stay on the drawn personas;
+4. the real slice distribution (`engine.real_answers`), its sampling-noise floor, and the
+   classical baselines fitted without the slice's answers (`engine.slice_baselines`) give
+   the numbers to read the simulation against. The real distribution is always the whole
+   slice's, even when N personas are drawn (with survey weights, N drawn respondents'
+   answers can differ a lot from their slice's), unless `real_from_drawn`; the per-persona
+   scores (individual metrics) need each persona's own answer, so they stay on the drawn
+   personas;
 5. with `gaps=True`, everyone in the survey answers too (a seeded draw of GAP_PERSONAS
    from a larger survey; the simulation itself when its slice is everyone), so the slice
    gaps of every field (`engine.gaps`: does the model tell the slices apart as the real
@@ -24,9 +25,10 @@
 The returned `Simulation` keeps the logits, so `simulation.at(T)` re-reads every number
 at a new temperature without running the model.
 
-Baselines are predicted out of fold: the slice is cut into five folds and each fold is
-predicted by baselines fitted on every other respondent of the survey, so no baseline is
-scored on a person it was trained on.
+The baselines that read the question's answers are fitted on the respondents outside the
+slice, as the model never sees the slice's answers; for everyone, out of fold, with the
+marginal (everyone's own distribution) kept apart as the reference (`engine.slice_baselines`).
+Run the checks with `.venv/bin/python -m pytest -q tests/test_simulate.py`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine.baselines import BASELINES, fit_baselines
 from engine.errors import FocusgroupError
 from engine.gaps import GapReport, population_gaps, typical_spread
 from engine.metrics import (
@@ -45,27 +46,22 @@ from engine.metrics import (
     answer_distribution,
     apply_temperature,
     check_temperature,
-    effective_sample_size,
     individual_metrics,
     noise_floor,
     population_metrics,
 )
 from engine.generate import MAX_NEW_TOKENS, generate_answers
 from engine.models import LoadedModel
-from engine.prompts import check_prompt_fits
+from engine.personas import personas_for, slice_personas
+from engine.real_answers import is_in_survey, real_answers, scorable
 from engine.scoring import Progress, option_logits
-from engine.slices import Slice, describe_slice, slice_index, slice_weights
+from engine.slice_baselines import out_of_fold_baselines, score_baselines, slice_baselines
+from engine.slices import Slice, describe_slice, slice_index
 from engine.surveys.model import MISSING, Question, Survey
-from engine.twins import describe_context, twin_personas
+from engine.twins import describe_context
 from engine.validation import MAX_SAMPLES, check_range, check_seed
 
-BASELINE_FOLDS = 5
 GAP_PERSONAS = 1000
-
-
-def personas_for(survey: Survey, index: pd.Index) -> list[str]:
-    """Persona texts for the respondents in `index`, in order (demographics only)."""
-    return twin_personas(survey, index, ())
 
 
 def slice_distribution(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -73,40 +69,12 @@ def slice_distribution(probabilities: np.ndarray, weights: np.ndarray) -> np.nda
     return np.average(probabilities, axis=0, weights=weights)
 
 
-def out_of_fold_baselines(
-    survey: Survey, question: Question, index: pd.Index, seed: int, names=BASELINES, context: Sequence[str] = ()
-) -> dict[str, dict[str, np.ndarray | None]]:
-    """Baseline predictions for `index`, each fold predicted by models fitted on everyone else,
-    on demographics and the answers to the `context` questions."""
-    folds = np.random.default_rng(seed).permutation(len(index)) % BASELINE_FOLDS
-    everyone = survey.demographics.index
-    k = len(question.options)
-    result: dict[str, dict[str, np.ndarray | None]] = {}
-    fitted_folds: dict[str, int] = {}
-    non_empty = 0
-    for fold in range(BASELINE_FOLDS):
-        members = index[folds == fold]
-        if len(members) == 0:
-            continue
-        non_empty += 1
-        predictions = fit_baselines(survey, question.id, everyone.difference(members), members, seed, names, context)
-        for name, prediction in predictions.items():
-            slot = result.setdefault(name, {"probabilities": np.zeros((len(index), k)), "points": None})
-            slot["probabilities"][folds == fold] = prediction.probabilities
-            if prediction.point_predictions is not None:
-                if slot["points"] is None:
-                    slot["points"] = np.full(len(index), np.nan)
-                slot["points"][folds == fold] = prediction.point_predictions
-            fitted_folds[name] = fitted_folds.get(name, 0) + 1
-    # A baseline that could not be fitted in every fold (too few answers) is not comparable.
-    return {name: slot for name, slot in result.items() if fitted_folds[name] == non_empty}
-
-
 @dataclass
 class Snapshot:
     """Every number of a simulation at one temperature. `metrics` compare the simulated
     distribution with the real one (None without one); `individual` scores each drawn persona
-    against its own answer (None when no persona answered)."""
+    against its own answer (None when no persona answered). `baselines` are the competitors,
+    `reference` the baselines that are no competitor (everyone's marginal, for everyone)."""
 
     temperature: float
     simulated: np.ndarray
@@ -114,6 +82,7 @@ class Snapshot:
     individual: dict | None
     baselines: dict[str, dict]
     gaps: GapReport | None = None
+    reference: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,6 +103,8 @@ class Simulation:
     noise: dict | None = None
     baselines: dict[str, dict] = field(default_factory=dict)
     baseline_scores: dict[str, dict] = field(default_factory=dict)
+    baseline_fit: dict[str, str] = field(default_factory=dict)  # name -> how it was fitted (`engine.slice_baselines`)
+    reference_scores: dict[str, dict] = field(default_factory=dict)  # the reference's scores, not a competitor
     # Everyone answering the same question, for the slice gaps (`simulate(..., gaps=True)`);
     # the simulation itself when its slice is everyone.
     population: Simulation | None = field(default=None, repr=False, compare=False)
@@ -167,7 +138,8 @@ class Simulation:
             individual = individual_metrics(probabilities, self.answers, values, self.weights)
         gaps = None if self.population is None else population_gaps(self.population, temperature,
                                                                      self.typical_gap_spread)
-        return Snapshot(temperature, simulated, metrics, individual, self.baseline_scores, gaps)
+        return Snapshot(temperature, simulated, metrics, individual, self.baseline_scores, gaps,
+                        self.reference_scores)
 
     def sample(self, n: int, temperature: float, rng: np.random.Generator) -> pd.DataFrame:
         """n simulated respondents: a persona drawn by weight, then an answer from its distribution.
@@ -209,6 +181,8 @@ class Simulation:
             "individual": snapshot.individual,
             "noise_floor": self.noise,
             "baselines": snapshot.baselines,
+            "baseline_fit": self.baseline_fit,
+            "reference": snapshot.reference,
             "off_scale": self.question.off_scale_labels,
             "context": list(self.context),
             "context_description": describe_context(self.context),
@@ -217,96 +191,12 @@ class Simulation:
         }
 
 
-def score_baselines(simulation: Simulation) -> dict[str, dict]:
-    """Population metrics of each baseline's distribution over the personas against the real
-    one, and its individual metrics on the personas' own answers (when any answered)."""
-    values = simulation.question.values if simulation.question.is_scale else None
-    scores = {}
-    for name, slot in simulation.baselines.items():
-        distribution = slice_distribution(slot["probabilities"], simulation.weights)
-        scores[name] = population_metrics(simulation.real, distribution, values)
-        if scorable(simulation.answers, simulation.weights):
-            scores[name].update({key: value for key, value in individual_metrics(
-                slot["probabilities"], simulation.answers, values, simulation.weights, slot["points"],
-            ).items() if key != "n"})
-    return scores
-
-
-def is_in_survey(survey: Survey, question: Question) -> bool:
-    """Whether `question` is one of the survey's (same id and content), not a new one."""
-    return any(known.id == question.id and known == question for known in survey.questions)
-
-
-def scorable(answers: np.ndarray | None, weights: np.ndarray) -> bool:
-    """Whether per-persona answers can be scored: some answered, with positive weight."""
-    if answers is None:
-        return False
-    answered = answers != MISSING
-    return bool(answered.any()) and float(weights[answered].sum()) > 0
-
-
-@dataclass(frozen=True)
-class RealAnswers:
-    """The real distribution a simulation is read against, and who gave it."""
-
-    distribution: np.ndarray
-    n: int  # respondents who answered
-    effective_n: float  # Kish's effective size of their weights: the noise floor's sample size
-    source: str  # "slice" (every respondent of it) or "drawn personas"
-
-
-def real_answers(survey: Survey, question: Question, filters: Slice, index: pd.Index, weights: np.ndarray,
-                 from_drawn: bool, n_slice: int) -> RealAnswers | None:
-    """The slice's real answers to `question`: every respondent of the slice, or with
-    `from_drawn` only the drawn personas (`index`, `weights`); None when nobody there answered
-    with a positive weight. Drawn personas that are the whole slice (`n_slice`) are the slice."""
-    if not from_drawn:
-        index = slice_index(survey, filters)
-        weights = slice_weights(survey, index, filters)
-    answers = survey.answers.loc[index, question.id].to_numpy()
-    if not scorable(answers, weights):
-        return None
-    answered = answers != MISSING
-    source = "slice" if len(index) == n_slice else "drawn personas"
-    return RealAnswers(answer_distribution(answers, len(question.options), weights), int(answered.sum()),
-                       effective_sample_size(weights[answered]), source)
-
-
-def choose_personas(survey: Survey, filters: Slice, n_personas: int | None, rng: np.random.Generator) -> pd.Index:
-    """The slice's respondents, or `n_personas` of them drawn without replacement (all of
-    them when the slice has no more)."""
-    if n_personas is not None:
-        check_range(n_personas, "The number of personas (--personas)", low=1)
-    index = slice_index(survey, filters)
-    if len(index) == 0:
-        raise FocusgroupError(
-            f"No respondent of {survey.id!r} is in the slice ({describe_slice(filters)}); widen it."
-        )
-    if n_personas is not None and n_personas < len(index):
-        index = index[np.sort(rng.choice(len(index), size=n_personas, replace=False))]
-    return index
-
-
 def check_request(question: Question, temperature: float, seed: int) -> None:
     """What both readings refuse before any work: a blank question, a bad temperature or seed."""
     if not question.text.strip():
         raise FocusgroupError(f"Question {question.id!r} has no text; write the question to ask.")
     check_temperature(temperature)
     check_seed(seed)
-
-
-def slice_personas(
-    loaded: LoadedModel, survey: Survey, question: Question, filters: Slice, n_personas: int | None,
-    stimulus: str | None, rng: np.random.Generator, reply_tokens: int = 0, context: Sequence[str] = (),
-) -> tuple[pd.Index, np.ndarray, list[str]]:
-    """Who is in the slice: their index, weights and persona texts (twins carrying their
-    answers to the `context` questions, `engine.twins`), checked to fit the model's context
-    with the stimulus and `reply_tokens` to generate."""
-    index = choose_personas(survey, filters, n_personas, rng)
-    personas = twin_personas(survey, index, context, question)
-    check_prompt_fits(loaded.tokenizer, loaded.context_length, question, survey.fields, personas, stimulus,
-                      reply_tokens)
-    return index, slice_weights(survey, index, filters), personas
 
 
 def simulate(
@@ -367,8 +257,11 @@ def simulate(
         simulation.real, simulation.n_real, simulation.real_from = real.distribution, real.n, real.source
         simulation.noise = noise_floor(real.distribution, real.effective_n, values, rng)
         if with_baselines:
-            simulation.baselines = out_of_fold_baselines(survey, question, index, seed, context=context)
-            simulation.baseline_scores = score_baselines(simulation)
+            fitted = slice_baselines(survey, question, filters, index, seed, context)
+            simulation.baselines, simulation.baseline_fit = fitted.predictions, fitted.fit
+            simulation.baseline_scores, simulation.reference_scores = (
+                score_baselines(slots, real.distribution, weights, simulation.answers, values)
+                for slots in (fitted.predictions, fitted.reference))
 
     # Phase 4: everyone, for the slice gaps.
     if gaps:

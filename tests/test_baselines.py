@@ -360,3 +360,82 @@ def test_a_context_answer_that_decides_the_target_lifts_the_logistic_baseline():
         logistic = fit_baselines(survey, "colour", train, test, context=context, names=("logistic",))["logistic"]
         scores[len(context)] = individual_metrics(logistic.probabilities, target, None)["log_loss"]
     assert scores[1] < 0.5 * scores[0], scores
+
+
+# -- a simulated slice's baselines (engine.slice_baselines) --------------------------------
+
+def slice_decides_survey(n: int = 240) -> Survey:
+    """Every woman answers "yes"; men answer "maybe" in the north, "no" in the south and
+    either in the west: the slice sex = female answers unlike everyone else, and its answers
+    follow perfectly from its demographic."""
+    rng = np.random.default_rng(1)
+    index = pd.Index(np.arange(1, n + 1), name="respondent")
+    sex, region = rng.integers(0, 2, n), rng.integers(0, 3, n)
+    men = np.where(region == 0, 1, np.where(region == 1, 2, rng.integers(1, 3, n)))
+    demographics = pd.DataFrame({"sex": pd.Categorical.from_codes(sex, ["female", "male"]),
+                                 "region": pd.Categorical.from_codes(region, ["north", "south", "west"])}, index=index)
+    options = tuple(Option((str(i),), label, float(i + 1)) for i, label in enumerate(["yes", "maybe", "no"]))
+    return Survey(
+        id="split", title="Split", description="", source="synthetic", license="none",
+        fields=(DemographicField("sex", "Sex", ("female", "male")),
+                DemographicField("region", "Region", ("north", "south", "west"))),
+        questions=(Question("agree", "Agree?", "ordinal", options),), demographics=demographics,
+        answers=pd.DataFrame({"agree": np.where(sex == 0, 0, men).astype(np.int16)}, index=index),
+    )
+
+
+WOMEN = {"sex": ("female",)}
+
+
+def test_a_slices_fitted_baselines_never_see_its_answers():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    from engine.metrics import js_distance
+    from engine.slice_baselines import OUTSIDE, out_of_fold_baselines, slice_baselines
+
+    survey = slice_decides_survey()
+    question = survey.question("agree")
+    is_woman = (survey.demographics["sex"] == "female").to_numpy()
+    women = survey.demographics.index[is_woman]
+    real = answer_distribution(survey.answers.loc[women, "agree"].to_numpy(), 3)
+    np.testing.assert_allclose(real, [1, 0, 0])
+    fitted = slice_baselines(survey, question, WOMEN, women, seed=0)
+
+    def slice_distribution(slots, name):
+        return slots[name]["probabilities"].mean(axis=0)
+
+    # Independently: a logistic regression on the men alone, predicting the women.
+    encoder = OneHotEncoder(categories=[["female", "male"], ["north", "south", "west"]])
+    features = encoder.fit_transform(survey.demographics.astype(str)).toarray()
+    men_answers = survey.answers["agree"].to_numpy()[~is_woman]
+    model = LogisticRegression(max_iter=1000, C=1.0).fit(features[~is_woman], men_answers)
+    expected = np.zeros(3)
+    expected[model.classes_] = model.predict_proba(features[is_woman]).mean(axis=0)
+    np.testing.assert_allclose(slice_distribution(fitted.predictions, "logistic"), expected, atol=1e-3)
+    np.testing.assert_allclose(slice_distribution(fitted.predictions, "marginal"),
+                               answer_distribution(men_answers, 3), atol=1e-5)
+    for name in ("marginal", "logistic", "gradient_boosting", "svr"):
+        assert fitted.fit[name] == OUTSIDE
+        assert js_distance(real, slice_distribution(fitted.predictions, name)) > 0.95, name
+    # Fitted out of fold within the slice (the old way), the slice's own answers give it away.
+    in_slice = out_of_fold_baselines(survey, question, women, 0, ("logistic", "gradient_boosting"))
+    assert js_distance(real, slice_distribution(in_slice, "logistic")) < 0.2
+    assert js_distance(real, slice_distribution(in_slice, "gradient_boosting")) < 0.1
+
+
+def test_for_everyone_the_marginal_is_the_reference_not_a_competitor():
+    from engine.slice_baselines import NOT_FITTED, OUT_OF_FOLD, REFERENCE, slice_baselines
+
+    survey = slice_decides_survey()
+    everyone = survey.demographics.index
+    fitted = slice_baselines(survey, survey.question("agree"), {}, everyone, seed=0)
+    assert "marginal" not in fitted.predictions and set(fitted.reference) == {"marginal"}
+    assert fitted.fit == {"uniform": NOT_FITTED, "scale_prior": OUT_OF_FOLD, "logistic": OUT_OF_FOLD,
+                          "gradient_boosting": OUT_OF_FOLD, "svr": OUT_OF_FOLD, "marginal": REFERENCE}
+    real = answer_distribution(survey.answers["agree"].to_numpy(), 3)
+    np.testing.assert_allclose(fitted.reference["marginal"]["probabilities"], np.tile(real, (len(everyone), 1)))
+    # A slice that everyone else left unanswered has no outside to fit on either.
+    survey.answers.loc[~survey.demographics["sex"].eq("female").to_numpy(), "agree"] = MISSING
+    women = survey.demographics.index[survey.demographics["sex"].eq("female").to_numpy()]
+    assert slice_baselines(survey, survey.question("agree"), WOMEN, women, seed=0).fit["marginal"] == REFERENCE

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 import engine.scoring as scoring
+from engine.baselines import CLASSICAL, best_classical, fit_baselines
 from engine.errors import FocusgroupError
 from engine.metrics import answer_distribution, apply_temperature, population_metrics
 from engine.simulate import simulate
 from engine.validation import MAX_SAMPLES
-from engine.slices import parse_slice
+from engine.slices import parse_slice, slice_index
 from engine.surveys.model import Option, Question
 
 
@@ -49,11 +50,14 @@ def test_real_distribution_and_counts_come_from_the_slice(democrats, gss):
 def test_json_summary_has_every_documented_key(democrats):
     result = democrats.to_dict(1.0)
     for key in ("survey", "question", "slice", "n_real", "temperature", "options", "simulated", "real",
-                "metrics", "noise_floor", "baselines"):
+                "metrics", "noise_floor", "baselines", "baseline_fit", "reference"):
         assert key in result
     assert set(result["metrics"]) == set(result["noise_floor"]) == {"kl", "js", "wasserstein", "tv"}
     assert {"uniform", "marginal", "logistic", "gradient_boosting", "svr"} <= set(result["baselines"])
     assert result["slice"] == {"partyid": ["Strong Democrat"]}
+    assert result["reference"] == {} and set(result["baseline_fit"]) == set(result["baselines"])
+    assert {result["baseline_fit"][name] for name in ("marginal", "logistic", "gradient_boosting", "svr")} == {
+        "outside the slice"}
     assert sum(result["simulated"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -169,3 +173,22 @@ def test_every_persona_of_the_slice_reads_the_same_real_answers_either_way(tiny,
                      real_from_drawn=True)
     np.testing.assert_allclose(drawn.real, democrats.real)
     assert drawn.real_from == "slice" and drawn.noise == democrats.noise
+
+
+# -- baselines fitted without the slice's answers -------------------------------------------
+
+def test_drawn_personas_baselines_are_fitted_outside_the_whole_slice(drawn_democrats, gss):
+    outside = gss.demographics.index.difference(slice_index(gss, drawn_democrats.filters))
+    expected = fit_baselines(gss, "natenrgy", outside, drawn_democrats.index, drawn_democrats.seed, ("logistic", "svr"))
+    for name in ("logistic", "svr"):
+        np.testing.assert_allclose(drawn_democrats.baselines[name]["probabilities"], expected[name].probabilities)
+
+
+def test_for_everyone_the_marginal_is_the_reference_and_never_the_best_classical(tiny, gss):
+    result = simulate(tiny, gss, "natenrgy", n_personas=60, seed=2).to_dict(1.0)
+    assert "marginal" not in result["baselines"] and set(result["reference"]) == {"marginal"}
+    assert result["reference"]["marginal"]["js"] == pytest.approx(0, abs=1e-6)
+    assert result["baseline_fit"]["logistic"] == "out of fold (5-fold) over everyone"
+    competitors = {**result["baselines"], **result["reference"]}
+    best = best_classical(competitors, {name: scores["js"] for name, scores in competitors.items()})
+    assert best in CLASSICAL and result["baselines"][best]["js"] > result["reference"]["marginal"]["js"]
