@@ -74,6 +74,7 @@ def simulation_table(result: dict) -> str:
         if result.get("baselines"):
             lines.append("Baselines, JS distance: " + ", ".join(
                 f"{name} {number(scores['js'])}" for name, scores in result["baselines"].items()))
+            lines += fit_lines(result)
     elif result.get("in_survey") is False:
         lines += ["", "A new question: no respondent answered it, so there is no real distribution; the simulated "
                       "one stands alone."]
@@ -83,6 +84,20 @@ def simulation_table(result: dict) -> str:
         lines += [""] + gap_lines(result["gaps"])
     lines += ["", result["provenance"]]
     return "\n".join(lines)
+
+
+def fit_lines(result: dict) -> list[str]:
+    """How the baselines that read the question's answers were fitted (`baseline_fit`), and
+    the exact reference of the everyone slice, which is not ranked against the model."""
+    fitted: dict[str, list[str]] = {}
+    for name, fit in (result.get("baseline_fit") or {}).items():
+        if name in result["baselines"] and name != "uniform":
+            fitted.setdefault(fit, []).append(name)
+    lines = [f"  {', '.join(names)}: fitted {fit}" for fit, names in fitted.items()]
+    for name, scores in (result.get("reference") or {}).items():
+        lines.append(f"  {name}: JS {number(scores['js'])}, the slice's own answers (an exact reference, not a "
+                     "competitor)")
+    return lines
 
 
 def gap_lines(gaps: dict) -> list[str]:

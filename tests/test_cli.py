@@ -49,6 +49,18 @@ def test_simulate_table_mentions_noise_floor_and_provenance(capsys):
     assert "noise floor" in out and "NORC" in out
 
 
+def test_simulate_table_says_how_baselines_were_fitted(capsys):
+    assert main(["simulate", "--survey", "gss2018", "--question", "natenrgy", "--model", "tiny", "--no-gaps",
+                 "--slice", "partyid=strong democrat"]) == 0
+    out = capsys.readouterr().out
+    assert "marginal, logistic, gradient_boosting, svr: fitted outside the slice" in out
+    assert "exact reference" not in out
+    assert main(["simulate", "--survey", "gss2018", "--question", "natenrgy", "--model", "tiny", "--no-gaps"]) == 0
+    out = capsys.readouterr().out
+    assert "marginal: JS 0.000, the slice's own answers (an exact reference, not a competitor)" in out
+    assert "Baselines, JS distance: uniform" in out and ", marginal " not in out.split("Baselines")[1].split("\n")[0]
+
+
 def test_evaluate_table_and_json_on_the_tiny_model(capsys):
     argv = ("evaluate", "--questions", "natenrgy", "natspac", "--model", "tiny", "--dtype", "float32",
             "--min-slice", "40")
