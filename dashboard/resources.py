@@ -8,6 +8,9 @@
 - Simulations are kept in a small process-wide table keyed by every input, and the engine
   keeps logits on disk, so a question asked once for a slice is instant afterwards, and a
   temperature change only re-reads stored logits.
+- Training jobs run in threads and live in JOBS, a process-wide table, so a reload or a new
+  tab finds a running one; the clock time of each step they report measures their speed,
+  for the time left and for the next run's estimate.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import NamedTuple
 
 import streamlit as st
 
@@ -135,8 +140,11 @@ def run_pilot(simulation, adapter: str | None, size: int | None, upload: bytes |
         return pilot_estimates(model(base_model(), adapter), simulation, pilot, temperature).to_dict()
 
 
-def run_evaluation(survey_id: str, adapter: str | None, questions: tuple[str, ...] | None, progress=None):
-    """Evaluate on the test split at T = 1, keeping logits for the temperature curve."""
+def run_evaluation(survey_id: str, adapter: str | None, questions: tuple[str, ...] | None, progress=None,
+                   on_question=None):
+    """Evaluate on the test split at T = 1, keeping logits for the temperature curve;
+    `on_question(i, n, question_id)` is told as each question starts, `progress(done, total)`
+    as its respondents are scored."""
     from engine.evaluate import EvaluationConfig, evaluate
 
     key = simulation_key("evaluate", survey_id, adapter, questions)
@@ -145,12 +153,13 @@ def run_evaluation(survey_id: str, adapter: str | None, questions: tuple[str, ..
     with MODEL_LOCK:
         loaded = model(base_model(), adapter)
         result = evaluate(loaded, survey(survey_id, data_dir()), EvaluationConfig(questions=questions),
-                          progress=progress)
+                          progress=progress, on_question=on_question)
     SIMULATIONS[key] = result
     return result
 
 
-def run_temperature_curve(survey_id: str, adapter: str | None, questions: tuple[str, ...], temperatures):
+def run_temperature_curve(survey_id: str, adapter: str | None, questions: tuple[str, ...], temperatures,
+                          progress=None):
     from engine.evaluate import EvaluationConfig, temperature_curve
 
     key = simulation_key("curve", survey_id, adapter, questions, list(temperatures))
@@ -158,7 +167,7 @@ def run_temperature_curve(survey_id: str, adapter: str | None, questions: tuple[
         with MODEL_LOCK:
             loaded = model(base_model(), adapter)
             SIMULATIONS[key] = temperature_curve(loaded, survey(survey_id, data_dir()), temperatures,
-                                                 EvaluationConfig(questions=questions))
+                                                 EvaluationConfig(questions=questions), progress=progress)
     return SIMULATIONS[key]
 
 
@@ -181,8 +190,25 @@ def run_banner(survey_id: str, config, adapter: str | None, progress=None):
     return result
 
 
+# Training jobs of this server process, by id: a job outlives the session that started it,
+# so a reload or another tab finds it again (`running_jobs`).
 JOBS: dict[str, dict] = {}
 TRAIN_EVAL_EVERY = 25
+TRAIN_EVAL_EXAMPLES = 128
+
+
+class Pace(NamedTuple):
+    """Training speed measured on this machine: seconds a step, seconds before the first step
+    (loading the model and the examples), and which run measured it, in words."""
+
+    seconds_per_step: float
+    startup_seconds: float
+    source: str
+
+
+def clock() -> float:
+    """The clock job timings are read from (seconds, monotonic)."""
+    return time.monotonic()
 
 
 def cuda_available() -> bool:
@@ -191,28 +217,43 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def start_training(**options) -> str:
-    """Start a training job in a background thread; returns its id (a key of JOBS)."""
-    from engine.errors import FocusgroupError
+def train_config(**options):
+    """A TrainConfig for a dashboard run (which checks the options, raising FocusgroupError):
+    the page's options, this process's base model, and a validation loss every
+    TRAIN_EVAL_EVERY steps on TRAIN_EVAL_EXAMPLES examples."""
     from engine.training.config import TrainConfig
-    from engine.training.trainer import train
 
-    job_id = simulation_key("train", options)
-    JOBS[job_id] = {"progress": None, "curve": [], "done": False, "error": None, "out": options["out"]}
-    job = JOBS[job_id]
+    return TrainConfig(base_model=base_model(), eval_every=TRAIN_EVAL_EVERY, eval_examples=TRAIN_EVAL_EXAMPLES,
+                       **options)
+
+
+def start_training(config) -> str:
+    """Start `engine.training.trainer.train(config)` in a background thread; returns the job's
+    id, a key of JOBS. The job keeps its survey, its start, and the clock time of every step
+    reported, from which `job_pace` measures its speed."""
+    from engine.errors import FocusgroupError
+
+    job_id = simulation_key("train", config.hyperparameters(), config.out)
+    job = JOBS[job_id] = {
+        "survey": config.survey, "out": config.out, "started": clock(), "started_at": time.time(),
+        "timings": [], "progress": None, "curve": [], "done": False, "error": None,
+    }
 
     def report(progress) -> None:
+        job["timings"].append((progress.step, clock()))
         job["progress"] = progress
         record = {"step": progress.step, "loss": progress.loss}
-        if progress.validation_loss is not None and progress.step % TRAIN_EVAL_EVERY == 0:
+        validated = progress.step % TRAIN_EVAL_EVERY == 0 or progress.step == progress.total_steps
+        if progress.validation_loss is not None and validated:
             record["validation_loss"] = progress.validation_loss
         job["curve"].append(record)
 
     def run() -> None:
+        from engine.training import trainer
+
         try:
             # The job loads its own copy of the model, so simulations go on while it trains.
-            config = TrainConfig(base_model=base_model(), eval_every=TRAIN_EVAL_EVERY, eval_examples=128, **options)
-            train(config, report)
+            trainer.train(config, report)
             job["done"] = True
         except FocusgroupError as error:
             job["error"] = str(error)
@@ -221,3 +262,40 @@ def start_training(**options) -> str:
 
     threading.Thread(target=run, name=f"train-{job_id[:8]}", daemon=True).start()
     return job_id
+
+
+def running_jobs(survey_id: str) -> list[str]:
+    """Ids of the jobs training on `survey_id` that have neither finished nor failed, newest first."""
+    running = [(job["started"], job_id) for job_id, job in list(JOBS.items())
+               if job["survey"] == survey_id and not job["done"] and not job["error"]]
+    return [job_id for _, job_id in sorted(running, reverse=True)]
+
+
+def job_pace(job: dict) -> Pace | None:
+    """A job's speed from its reported steps: the mean time between its first and its last
+    report (validation passes included as they come), and what came before the first
+    step; None until two steps are timed."""
+    timings = job["timings"]
+    if len(timings) < 2 or timings[-1][0] <= timings[0][0]:
+        return None
+    (first_step, first_time), (last_step, last_time) = timings[0], timings[-1]
+    per_step = (last_time - first_time) / (last_step - first_step)
+    startup = max(0.0, first_time - job["started"] - per_step * first_step)
+    return Pace(per_step, startup, f"the run to {Path(job['out']).name}")
+
+
+def measured_pace() -> Pace | None:
+    """The speed of the latest timed training on this machine: a job of this process, else
+    the newest adapter trained from the dashboard (its manifest's wall time over its steps,
+    loading included); None when nothing was ever timed here."""
+    for job in sorted(list(JOBS.values()), key=lambda job: job["started"], reverse=True):
+        pace = job_pace(job)
+        if pace is not None:
+            return pace
+    timed = [(details.get("created", ""), folder.name, details["wall_seconds"] / details["steps"])
+             for folder, details in adapter_manifests(trained_adapters_root())
+             if details.get("wall_seconds") and details.get("steps")]
+    if not timed:
+        return None
+    _, name, per_step = max(timed)
+    return Pace(per_step, 0.0, f"the run to {name} (its loading spread over its steps)")
