@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import column_mapper, resources, state
 from engine.errors import FocusgroupError
 from engine.metrics import answer_distribution
-from engine.surveys.importing import plural
+from engine.surveys.spec_text import plural
 from engine.surveys.registry import add_mapped_survey, add_user_survey
 
 # The column mapper's widgets, and what it keeps between runs
