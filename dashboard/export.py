@@ -40,12 +40,21 @@ COLUMN_NOTES = {
     "simulated": "share of the simulated personas (weighted) giving this answer",
     "real": "share of the real respondents in the slice giving this answer (empty for a new question)",
     "real_band": "half-width of the real share's 95% sampling band: 1.96 sqrt(real (1 - real) / effective n)",
-    "variant": "which stimulus the simulated personas saw",
     "share": "share giving this answer",
     "estimate": "which estimate: pilot alone / model alone / pilot + model / real outside the pilot",
-    "low": "lower end of the estimate's 95% interval (empty where it has none)",
-    "high": "upper end of the estimate's 95% interval (empty where it has none)",
+    "low": "lower end of the 95% interval: of the estimate (pilot; empty where it has none) or of the shift (A/B)",
+    "high": "upper end of the 95% interval: of the estimate (pilot; empty where it has none) or of the shift (A/B)",
+    "measure": "A/B: what is compared: an option's share (option), the top box (top_box) or the mean score (mean)",
+    "label": "A/B: the answer option (for the mean score: Mean score)",
+    "a": "A/B: the measure over the personas who saw stimulus A (weighted): a share, or a mean on the scale's values",
+    "b": "A/B: the same personas' measure after stimulus B",
+    "shift": "A/B: b - a, the weighted mean of each persona's difference; its 95% interval is a paired bootstrap "
+             "over the personas",
+    "verdict": "A/B: within noise where the interval covers 0, else B higher or B lower",
+    "stimulus_a": "A/B: the full text of stimulus A (empty for none)",
+    "stimulus_b": "A/B: the full text of stimulus B (empty for none)",
 }
+SCORE_MEASURES = ("mean",)  # A/B rows (column `measure`) in the scale's values, not shares
 
 
 @dataclass
@@ -132,17 +141,18 @@ def write_rows(sheet, rows) -> None:
 
 def xlsx_bytes(charts: list[Chart], manifest: dict) -> bytes:
     """An Excel workbook: one sheet per chart with its numbers (shares formatted as
-    percentages), then a `notes` sheet: the simulated note, what each column means, and
-    the manifest, one entry a row (nested values as JSON)."""
+    percentages, the rows of a mean score as numbers), then a `notes` sheet: the simulated
+    note, what each column means, and the manifest, one entry a row (nested values as JSON)."""
     workbook = openpyxl.Workbook()
     workbook.remove(workbook.active)
     for chart in charts:
         sheet = workbook.create_sheet(chart.name[:31])
         write_rows(sheet, [list(chart.data.columns), *chart.data.itertuples(index=False)])
+        scores = chart.data["measure"].isin(SCORE_MEASURES) if "measure" in chart.data else [False] * len(chart.data)
         for position, column in enumerate(chart.data.columns, start=1):
             if pd.api.types.is_float_dtype(chart.data[column]):
-                for (cell,) in sheet.iter_rows(min_row=2, min_col=position, max_col=position):
-                    cell.number_format = "0.0%"
+                for (cell,), score in zip(sheet.iter_rows(min_row=2, min_col=position, max_col=position), scores):
+                    cell.number_format = "0.000" if score else "0.0%"
     notes = workbook.create_sheet("notes")
     write_rows(notes, [["note", SIMULATED_NOTE]])
     write_rows(notes, [[f"column {column}", COLUMN_NOTES[column]]

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import datetime
 
+import numpy as np
 import streamlit as st
 
 from dashboard import deck, export, resources
+from dashboard.charts import AB_TAGS
+from engine.ab_test import DEFAULT_RESAMPLES, LEVEL
 from engine.atomic import finite_json
 from engine.slices import describe_slice
 
@@ -20,10 +23,26 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 
 
-def report_manifest(simulation, snapshot, request: dict, model: str, temperature: float, pilot: dict | None) -> dict:
+def ab_manifest(labels, stimuli, distributions, shift, seed: int) -> dict:
+    """The manifest's A/B block: both stimuli, both simulated distributions, and the shift
+    table (`engine.ab_test.stimulus_shift`) with its intervals, verdicts and how they were drawn."""
+    return {
+        "stimuli": dict(zip(AB_TAGS, stimuli)),
+        "simulated": {tag: dict(zip(labels, np.round(shares, 6).tolist()))
+                      for tag, shares in zip(AB_TAGS, distributions)},
+        "shift": finite_json(shift.round(6).to_dict("records")),
+        "interval": {"level": LEVEL, "method": "paired percentile bootstrap over personas",
+                     "resamples": DEFAULT_RESAMPLES, "seed": seed},
+        "verdict": "within noise where the interval covers 0, else B higher or B lower",
+    }
+
+
+def report_manifest(simulation, snapshot, request: dict, model: str, temperature: float, pilot: dict | None,
+                    ab: dict | None = None) -> dict:
     """Everything needed to reproduce the charts: survey, slice, question and its scale,
     stimuli, context, model and adapter (by name and weights hash: no local path), seed,
-    temperature, the population and individual metrics, the app's version and the date."""
+    temperature, the population and individual metrics, the A/B block (`ab_manifest`) where
+    two stimuli were compared, the app's version and the date."""
     question = simulation.question
     labels = question.labels
     return {
@@ -45,7 +64,7 @@ def report_manifest(simulation, snapshot, request: dict, model: str, temperature
         "gaps": None if snapshot.gaps is None else finite_json(snapshot.gaps.to_dict()),
         "simulated": dict(zip(labels, snapshot.simulated.round(6).tolist())),
         "real": None if simulation.real is None else dict(zip(labels, simulation.real.round(6).tolist())),
-        "pilot": pilot,
+        "pilot": pilot, "ab": ab,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
 

@@ -145,19 +145,99 @@ def test_an_empty_slice_is_explained_not_an_error():
     assert app.button(key="simulate").disabled
 
 
-def test_a_new_product_question_with_ab_stimuli():
+def simulate_ab(app: AppTest, stimuli: tuple[str, str]) -> AppTest:
+    """Tick A/B, write both stimuli and press Simulate, as a researcher would."""
+    app.text_area(key="stimulus_a").set_value(stimuli[0])
+    app.checkbox(key="compare").check().run()
+    app.text_area(key="stimulus_b").set_value(stimuli[1])
+    app.button(key="simulate").click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+def table_with(app: AppTest, column: str):
+    """The table that has this column (a display table's key reaches the browser as a CSS
+    class, not AppTest)."""
+    return next(frame.value for frame in app.dataframe if column in frame.value.columns)
+
+
+def test_a_new_product_question_with_ab_stimuli_covers_b_in_the_chart_the_tables_and_the_manifest():
+    from dashboard import resources
+
     app = page("focus_group")
     app.multiselect(key="slice_gss2018_sex").set_value(["Female"])
     app.radio(key="kind_gss2018").set_value("New product question").run()
     app.text_input(key="new_text").set_value("Would you try a solar roof subscription?")
-    app.text_area(key="stimulus_a").set_value("No installation cost.")
-    app.checkbox(key="compare").check().run()
-    app.text_area(key="stimulus_b").set_value("Saves 30% on bills.")
-    app.button(key="simulate").click().run()
-    assert not app.exception, app.exception
+    stimuli = ("No installation cost: panels are fitted free and you pay a monthly fee below your bill.",
+               "Saves 30% on bills.")
+    simulate_ab(app, stimuli)
     assert any("new question" in info.value for info in app.info)
     assert len(app.get("plotly_chart")) == 2  # the distribution and the A/B chart
     assert any("predicted shift" in header.value for header in app.subheader)
+
+    figure = json.loads(app.get("plotly_chart")[1].proto.spec)
+    legend = [trace["name"] for trace in figure["data"] if trace.get("name")]
+    assert legend[:2] == ["A: No installation cost: panels are fitted…", "B: Saves 30% on bills."]  # 40 characters
+    title = figure["layout"]["title"]["text"]
+    assert "monthly fee below your bill." in title and "Saves 30% on bills." in title  # the full texts
+
+    decisions = table_with(app, "simulated B")
+    assert list(decisions.columns) == ["measure", "simulated A", "simulated B"]  # no real answers to a new question
+    simulated = {each.stimulus: each.at(1.0).simulated for each in resources.SIMULATIONS.values()}
+    assert decisions["simulated B"][0] == pytest.approx(simulated[stimuli[1]][0])  # top box under B
+
+    ab = manifest_of(app)["ab"]
+    assert ab["stimuli"] == {"A": stimuli[0], "B": stimuli[1]}
+    for tag, stimulus in zip("AB", stimuli):
+        assert list(ab["simulated"][tag].values()) == pytest.approx(simulated[stimulus], abs=1e-6)
+    shown = table_with(app, "verdict")
+    assert [row["shift"] for row in ab["shift"]] == pytest.approx(list(shown["shift"]), abs=1e-6)
+    assert [row["verdict"] for row in ab["shift"]] == list(shown["verdict"])
+    assert ab["interval"] == {"level": 0.95, "method": "paired percentile bootstrap over personas",
+                              "resamples": 2000, "seed": 0}
+
+
+def test_the_ab_interval_table_is_the_engines_paired_bootstrap_at_each_temperature(monkeypatch):
+    import pandas as pd
+
+    import engine.ab_test as ab_test
+    from dashboard import resources
+
+    app = page("focus_group")
+    app.multiselect(key="slice_gss2018_partyid").set_value(["Strong Democrat"])
+    stimuli = ("Energy bills doubled last winter.", "Solar power is now the cheapest electricity there is.")
+    simulate_ab(app, stimuli)
+    simulations = {each.stimulus: each for each in resources.SIMULATIONS.values()}
+    pair = [simulations[stimulus] for stimulus in stimuli]
+    engine_shift = ab_test.stimulus_shift
+
+    def check(temperature: float) -> None:
+        shown = table_with(app, "verdict")
+        expected = engine_shift(*pair, temperature=temperature, seed=pair[0].seed)
+        names = {"option": "share", "top_box": "top box", "mean": "mean score"}
+        assert list(shown["measure"]) == [names[measure] for measure in expected["measure"]]
+        pd.testing.assert_frame_equal(shown.drop(columns="measure"), expected.drop(columns="measure"))
+        for row in shown.itertuples():
+            assert row.low <= row.shift <= row.high
+            assert row.verdict == ("within noise" if row.low <= 0 <= row.high else
+                                   "B higher" if row.low > 0 else "B lower")
+        top_box = expected[expected["measure"] == "top_box"].iloc[0]
+        sentence = next(m.value for m in app.markdown if m.value.startswith("**Top box (Too little): B - A = "))
+        assert f"{100 * top_box['shift']:+.2f} points" in sentence and f"): {top_box['verdict']}.**" in sentence
+
+    check(1.0)
+    assert list(table_with(app, "verdict")["measure"]).count("top box") == 1
+    app.slider(key="temperature").set_value(0.5).run()
+    assert not app.exception, app.exception
+    check(0.5)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the bootstrap ran again for a temperature it had already done")
+
+    monkeypatch.setattr(ab_test, "stimulus_shift", forbidden)
+    app.slider(key="temperature").set_value(1.0).run()
+    assert not app.exception, app.exception
+    check(1.0)
 
 
 def test_a_link_carries_the_whole_view_to_a_fresh_session():

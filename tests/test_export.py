@@ -17,6 +17,8 @@ import pytest
 from pptx import Presentation
 
 from dashboard import charts, deck, export
+from engine.ab_test import ab_test
+from engine.surveys.model import Option, Question
 
 BROWSER = export.find_browser()
 needs_browser = pytest.mark.skipif(BROWSER is None, reason="needs Chromium (kaleido and the layout check)")
@@ -35,6 +37,25 @@ def small_shares_frame() -> pd.DataFrame:
 
 def report_figure():
     return charts.distribution_figure(small_shares_frame(), LONG_TITLE, LONG_SUBTITLE)
+
+
+STIMULI = ("No installation cost: the panels are fitted free and you pay a monthly subscription below your "
+           "current electricity bill, cancellable at any time.", "Saves 30% on bills.")
+
+
+def ab_test_frame() -> pd.DataFrame:
+    """An A/B test of 200 personas on a four-point scale: B moves the top two answers clearly,
+    one up and one down, and the other two by less than the noise."""
+    question = Question(id="solar", text="Would you try a solar roof subscription?", type="ordinal",
+                        options=tuple(Option((str(i),), label, float(i + 1)) for i, label in enumerate(LABELS)))
+    rng = np.random.default_rng(0)
+    a = rng.dirichlet([5, 4, 2, 1], size=200)
+    b = a * [1.2, 0.75, 1, 1] * np.exp(rng.normal(0, 0.3, a.shape))
+    return charts.ab_frame(ab_test(question, a, b / b.sum(axis=1, keepdims=True)), STIMULI)
+
+
+def ab_report_figure():
+    return charts.ab_figure(ab_test_frame(), f"A/B: {LONG_TITLE}", LONG_SUBTITLE)
 
 
 # -- layout arithmetic (no browser) ----------------------------------------------------------
@@ -62,6 +83,25 @@ def test_value_labels_sit_above_the_whiskers_at_a_readable_size():
     assert all(trace.textposition == "top center" and trace.textfont.size >= 12 for trace in labels.values())
     assert not any(trace.text for trace in figure.data if trace.type == "bar")  # nothing drawn inside a bar
     assert figure.layout.yaxis.range[1] > max(frame["real"] + frame["real_band"])  # room for the top label
+
+
+def test_the_ab_chart_names_both_stimuli_and_draws_each_shift_with_its_interval():
+    frame = ab_test_frame()
+    figure = ab_report_figure()
+    options = frame[frame["measure"] == "option"]
+    assert list(options["verdict"]) == ["B higher", "B lower", "within noise", "within noise"]
+    names = [trace.name for trace in figure.data if trace.name]
+    assert names[:2] == ["A: No installation cost: the panels are…", "B: Saves 30% on bills."]
+    plain = re.sub(r"<[^>]+>", "", figure.layout.title.text.replace("<br>", " "))
+    assert " ".join(STIMULI[0].split()) in " ".join(plain.split())  # the full text, wrapped above the chart
+    shifts = [trace for trace in figure.data if trace.error_y.array is not None]
+    drawn = {x: (y, y - minus, y + plus) for trace in shifts
+             for x, y, minus, plus in zip(trace.x, trace.y, trace.error_y.arrayminus, trace.error_y.array)}
+    for row in options.itertuples():
+        assert drawn[row.label] == pytest.approx((100 * row.shift, 100 * row.low, 100 * row.high))
+    hollow = next(trace for trace in shifts if "within noise" in trace.name)
+    assert hollow.marker.symbol == "circle-open"
+    assert set(hollow.x) == set(options.loc[options["verdict"] == "within noise", "label"])
 
 
 def test_the_sampling_band_has_a_legend_entry():
@@ -117,14 +157,27 @@ def test_exported_svg_text_never_collides():
 
 
 @needs_browser
-def test_chart_text_never_collides_at_phone_width():
+@pytest.mark.parametrize("figure_of", [report_figure, ab_report_figure])
+def test_chart_text_never_collides_at_phone_width(figure_of):
     pytest.importorskip("playwright")
-    figure = report_figure()
+    figure = figure_of()
     page = figure.to_html(include_plotlyjs=True, full_html=True, config={"displayModeBar": False},
                           default_width="360px")
     boxes = drawn_text(page, 360)
     assert len(boxes) > 15
     assert collisions(boxes, 360, figure.layout.height) == []
+
+
+@needs_browser
+def test_exported_ab_chart_text_never_collides():
+    pytest.importorskip("playwright")
+    figure = ab_report_figure()
+    boxes = drawn_text(export.static_image(figure, "svg").decode(), export.IMAGE_WIDTH)
+    texts = {box["text"] for box in boxes}
+    assert {"A: No installation cost: the panels are…", "B: Saves 30% on bills.", "B - A beyond noise",
+            "B - A within noise (interval covers 0)"} <= texts
+    assert any("Stimulus B: Saves 30% on bills." in text for text in texts)  # in the text block above
+    assert collisions(boxes, export.IMAGE_WIDTH, figure.layout.height) == []
 
 
 @needs_browser
@@ -181,10 +234,8 @@ MANIFEST = {"survey": "gss2018", "question": "natenrgy", "slice": {"partyid": ["
 def test_excel_has_each_charts_numbers_and_a_notes_sheet():
     frame = small_shares_frame()
     frame.loc[0, "option"] = "=1+2"  # an uploaded label that a spreadsheet would run
-    ab = pd.DataFrame({"option": LABELS * 2, "variant": ["Stimulus A"] * 4 + ["Stimulus B"] * 4,
-                       "share": [0.5, 0.3, 0.15, 0.05, 0.45, 0.35, 0.15, 0.05]})
     workbook = openpyxl.load_workbook(io.BytesIO(export.xlsx_bytes(
-        [export.Chart("distribution", None, frame), export.Chart("ab_test", None, ab)], MANIFEST)))
+        [export.Chart("distribution", None, frame), export.Chart("ab_test", None, ab_test_frame())], MANIFEST)))
     assert workbook.sheetnames == ["distribution", "ab_test", "notes"]
     rows = list(workbook["distribution"].iter_rows(values_only=True))
     assert rows[0] == ("option", "simulated", "real", "real_band")
@@ -192,6 +243,11 @@ def test_excel_has_each_charts_numbers_and_a_notes_sheet():
     assert [row[2] for row in rows[1:]] == pytest.approx([0.60, 0.33, 0.04, 0.03])
     assert workbook["distribution"]["A2"].value == "=1+2" and workbook["distribution"]["A2"].data_type == "s"
     assert workbook["distribution"]["B2"].number_format == "0.0%"
+    ab = list(workbook["ab_test"].iter_rows(values_only=True))
+    assert ab[0] == ("measure", "label", "a", "b", "shift", "low", "high", "verdict", "stimulus_a", "stimulus_b")
+    assert [row[0] for row in ab[1:]] == ["option"] * 4 + ["top_box", "mean"] and ab[1][8:] == STIMULI
+    formats = [cell.number_format for cell in workbook["ab_test"]["C"][1:]]
+    assert formats == ["0.0%"] * 5 + ["0.000"]  # shares as percentages, the mean score on its scale
     notes = {row[0]: row[1] for row in workbook["notes"].iter_rows(values_only=True)}
     assert "Simulated by a language model" in notes["note"]
     assert notes["column real_band"].startswith("half-width of the real share's 95% sampling band")
@@ -214,6 +270,38 @@ def test_powerpoint_slide_has_title_label_native_chart_and_manifest_notes():
     real = chart.plots[0].series[1]._element
     assert [float(v) for v in real.xpath("./c:errBars/c:plus//c:v/text()")] == pytest.approx([0.05, 0.045, 0.02, 0.015])
     assert not chart.plots[0].series[0]._element.xpath("./c:errBars")
+
+
+def test_every_export_of_an_ab_test_carries_both_stimuli_and_the_tested_shift():
+    from dashboard.export_panel import ab_manifest
+
+    frame = ab_test_frame()
+    options = frame[frame["measure"] == "option"]
+    block = ab_manifest(LABELS, STIMULI, [options["a"].to_numpy(), options["b"].to_numpy()],
+                        frame.drop(columns=["stimulus_a", "stimulus_b"]), seed=0)
+    manifest = {**MANIFEST, "ab": block}
+    assert block["stimuli"] == {"A": STIMULI[0], "B": STIMULI[1]}
+    assert list(block["simulated"]["B"].values()) == pytest.approx(list(options["b"]), abs=1e-6)
+    assert [row["verdict"] for row in block["shift"]] == list(frame["verdict"])
+    assert [row["low"] for row in block["shift"]] == pytest.approx(list(frame["low"]), abs=1e-6)
+
+    figure = ab_report_figure()
+    text = export.csv_bytes(frame).decode()
+    assert "# stimulus_b: A/B: the full text of stimulus B (empty for none)" in text.splitlines()
+    read = pd.read_csv(io.StringIO(text), comment="#")
+    assert set(read["stimulus_a"]) == {STIMULI[0]} and set(read["stimulus_b"]) == {STIMULI[1]}
+    assert list(read["shift"]) == pytest.approx(list(frame["shift"]))
+
+    bundle, _ = export.report_bundle([export.Chart("distribution", report_figure(), small_shares_frame()),
+                                      export.Chart("ab_test", figure, frame)], manifest, with_images=False)
+    archive = zipfile.ZipFile(io.BytesIO(bundle))
+    assert archive.read("ab_test.csv") == export.csv_bytes(frame)
+    assert json.loads(archive.read("manifest.json"))["ab"] == json.loads(json.dumps(block))
+    notes = {row[0]: row[1] for row in openpyxl.load_workbook(io.BytesIO(archive.read("report.xlsx")))["notes"]
+             .iter_rows(values_only=True)}
+    assert json.loads(notes["ab"])["stimuli"]["A"] == STIMULI[0]
+    slide = Presentation(io.BytesIO(deck.deck_bytes(report_figure(), LONG_TITLE, manifest, LONG_SUBTITLE))).slides[0]
+    assert json.loads(slide.notes_slide.notes_text_frame.text)["ab"]["stimuli"]["B"] == STIMULI[1]
 
 
 def test_a_figure_without_bars_is_refused_by_the_deck():

@@ -4,7 +4,9 @@ The inputs sit in a left column and the chart with its verdict at the top right.
 count follows each pick; only **Simulate** runs the model: one engine call simulates the
 slice and one (cached, the same when the slice is everyone) everyone, whose slice gaps say
 whether the model tells slices apart at all. The temperature slider re-reads the stored
-logits, so moving it never runs the model. The address always carries the view
+logits, so moving it never runs the model. With the A/B box ticked, a second stimulus is
+simulated for the same personas, and the shift from A to B is tested over them
+(`engine.ab_test`), once per temperature. The address always carries the view
 (`dashboard.link`), so it can be shared.
 """
 
@@ -15,8 +17,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, export, link, resources, state
-from dashboard.export_panel import export_section, report_manifest
-from dashboard.pilot_panel import pilot_section
+from dashboard.export_panel import ab_manifest, export_section, report_manifest
+from dashboard.pilot_panel import pilot_section, simulation_id
+from engine.ab_test import B_HIGHER, B_LOWER, DEFAULT_RESAMPLES, stimulus_shift
 from engine.errors import FocusgroupError
 from engine.gaps import ALARM
 from engine.metrics import effective_sample_size, expected_values
@@ -27,7 +30,11 @@ from engine.surveys.model import Option, Question
 from engine.twins import AUTO, choose_context, describe_context
 
 SMALL_SLICE = 30
-AB_LABELS = ("A", "B")
+AB_MEASURES = {"option": "share", "top_box": "top box", "mean": "mean score"}
+AB_COLUMNS = {"label": st.column_config.TextColumn("answer"),
+              **{column: st.column_config.NumberColumn(name, format=number) for column, name, number in (
+                  ("a", "A", "%.3f"), ("b", "B", "%.3f"), ("shift", "B - A", "%+.3f"), ("low", "95% low", "%+.3f"),
+                  ("high", "95% high", "%+.3f"))}}
 SURVEY_QUESTION, NEW_QUESTION = "Survey question", "New product question"
 UNSEEN_ADVICE = ("The model answers it from what it learned on other questions, and on questions it never "
                  "saw its overall level can be far off: the Scoreboard measures trained and unseen survey "
@@ -91,6 +98,24 @@ with inputs:
     submitted = st.button("Simulate", type="primary", key="simulate", disabled=len(members) == 0,
                           width="stretch")
 link.write_view(survey, question_id, filters, adapter)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def tested_shift(pair: tuple[str, str], temperature: float, seed: int, _simulations: list) -> pd.DataFrame:
+    """The A/B shift table of the two simulations `pair` names, at one temperature: the
+    bootstrap runs once per temperature, so moving the slider back is instant."""
+    return stimulus_shift(*_simulations, temperature=temperature, seed=seed)
+
+
+def ab_sentence(shift: pd.DataFrame) -> str:
+    """The A/B verdict in words: the top box for a scale, else the answer that moves most."""
+    options = shift[shift["measure"] == "option"]
+    top_box = shift[shift["measure"] == "top_box"]
+    row = top_box.iloc[0] if len(top_box) else options.loc[options["shift"].abs().idxmax()]
+    name = f"Top box ({row['label']})" if row["measure"] == "top_box" else row["label"]
+    moved = options["verdict"].isin([B_HIGHER, B_LOWER]).sum()
+    return (f"**{name}: B - A = {100 * row['shift']:+.2f} points (95% interval {100 * row['low']:+.2f} to "
+            f"{100 * row['high']:+.2f}): {row['verdict']}.** {moved} of {len(options)} answers move beyond noise.")
 
 
 def build_question():
@@ -164,6 +189,7 @@ with results:
                             help="0: each persona gives its most likely answer. 1: the model's own distribution. "
                                  "Higher: flatter. Moving it never re-runs the model.")
     snapshot = simulation.at(temperature)
+    snapshot_b = simulations[1].at(temperature) if len(simulations) == 2 else None
     gaps = snapshot.gaps
     model_name = state.model_description(simulation.model_name, request["adapter"])
     subtitle = (f"{survey.title} · {describe_slice(request['filters'])} · n = {simulation.n_personas} personas"
@@ -175,7 +201,9 @@ with results:
     frame = charts.distribution_frame(question.labels, snapshot.simulated, simulation.real, band)
     title = (state.question_labeler(survey)(question.id) if simulation.real is not None
              else f"New question: {question.text}")
-    figure = charts.distribution_figure(frame, title, subtitle)
+    seen = request["stimuli"][0]  # the chart's own record of what the personas saw first
+    figure = charts.distribution_figure(frame, title, subtitle, [
+        f"Stimulus{' A' if snapshot_b else ''}: {' '.join(seen.split())}"] if seen else ())
     with top:
         if simulation.real is None:
             st.info("This is a new question: no real respondent answered it, so the simulated distribution stands "
@@ -252,12 +280,13 @@ with results:
                        float(expected_values(distribution, question.values))]
             return numbers + ([distribution[off_scale].sum()] if off_scale else [])
 
-        decisions = {"measure": measures, "simulated": decision_numbers(snapshot.simulated)}
+        variants = ({"simulated": snapshot.simulated} if snapshot_b is None
+                    else {"simulated A": snapshot.simulated, "simulated B": snapshot_b.simulated})
+        decisions = {"measure": measures, **{name: decision_numbers(shares) for name, shares in variants.items()}}
         if simulation.real is not None:
             decisions["real"] = decision_numbers(simulation.real)
-        st.dataframe(pd.DataFrame(decisions), hide_index=True,
-                     column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                    for c in ("simulated", "real")})
+        st.dataframe(pd.DataFrame(decisions), hide_index=True, key="decisions",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in list(decisions)[1:]})
 
 # -- do slices differ? ---------------------------------------------------------------------
 st.subheader("Do slices differ?")
@@ -283,20 +312,31 @@ else:
     st.caption(f"Everyone in the survey (a seeded draw of {GAP_PERSONAS:,} from a larger one) simulated once "
                f"(T = {temperature:g}); slices of at least {gaps.min_slice} respondents. The logistic baseline predicts each respondent from demographics, out of fold.")
 
-# -- A/B ----------------------------------------------------------------------------------
+# -- A/B: the same personas after each stimulus, the shift tested over them --------------
 charts_for_export = [export.Chart("distribution", figure, frame)]
-if len(simulations) == 2:
+ab_block = None
+if snapshot_b is not None:
     st.subheader("A/B: predicted shift")
-    shares = [each.at(temperature).simulated for each in simulations]
-    ab = pd.DataFrame({"option": question.labels * 2,
-                       "variant": [f"Stimulus {AB_LABELS[0]}"] * len(question.labels)
-                       + [f"Stimulus {AB_LABELS[1]}"] * len(question.labels),
-                       "share": np.concatenate(shares)})
-    ab_chart = charts.ab_figure(ab, title, subtitle)
+    pair = tuple(simulation_id(each, request["adapter"]) for each in simulations)
+    try:
+        shift = tested_shift(pair, temperature, simulation.seed, simulations)
+    except FocusgroupError as error:
+        st.error(str(error))
+        st.stop()
+    ab = charts.ab_frame(shift, request["stimuli"])
+    ab_chart = charts.ab_figure(ab, f"A/B: {title}", subtitle)
     st.plotly_chart(ab_chart, key="ab", theme=None, config={"displayModeBar": False})
-    shift = pd.DataFrame({"option": question.labels, "B minus A": shares[1] - shares[0]})
-    st.dataframe(shift, hide_index=True, column_config={"B minus A": st.column_config.NumberColumn(format="%+.3f")})
+    st.markdown(ab_sentence(shift))
+    st.dataframe(shift.assign(measure=shift["measure"].map(AB_MEASURES)), hide_index=True, key="ab_shift",
+                 alt="A/B shift with 95% intervals", column_config=AB_COLUMNS)
+    st.caption(f"B - A: the weighted mean over the same personas of each one's difference (shares as fractions "
+               f"of 1, the mean score on the scale's values). 95% interval: a paired bootstrap over the personas "
+               f"({DEFAULT_RESAMPLES:,} resamples, seed {simulation.seed}) at T = {temperature:g}; **within noise** "
+               "when it covers 0. It says whether the shift would hold for another draw of the same kind of "
+               "people, not whether the model is right about it.")
     charts_for_export.append(export.Chart("ab_test", ab_chart, ab))
+    ab_block = ab_manifest(question.labels, request["stimuli"], [snapshot.simulated, snapshot_b.simulated],
+                           shift, simulation.seed)
 
 # -- pilot + model -------------------------------------------------------------------------
 pilot_chart, pilot_block = pilot_section(simulation, request["adapter"], temperature, title, subtitle)
@@ -304,6 +344,6 @@ if pilot_chart is not None:
     charts_for_export.append(pilot_chart)
 
 # -- export -------------------------------------------------------------------------------
-manifest = report_manifest(simulation, snapshot, request, model_name, temperature, pilot_block)
+manifest = report_manifest(simulation, snapshot, request, model_name, temperature, pilot_block, ab_block)
 export_section(charts_for_export, manifest, title, subtitle)
 st.caption(f"Data: {survey.provenance}")
