@@ -344,7 +344,7 @@ def tradeoff_figure(frame: pd.DataFrame, best_temperature: float, title: str, su
 def loss_figure(curve: pd.DataFrame, title: str = "Training loss") -> go.Figure:
     """Training loss per step and validation loss where measured."""
     figure = go.Figure()
-    figure.add_scatter(x=curve["step"], y=curve["loss"], name="Training loss", mode="lines",
+    figure.add_scatter(x=curve["step"], y=curve["loss"], name="Training loss", mode="lines+markers",
                        line=dict(color=SIMULATED))
     if "validation_loss" in curve and curve["validation_loss"].notna().any():
         points = curve.dropna(subset=["validation_loss"])

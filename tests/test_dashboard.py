@@ -132,7 +132,18 @@ def test_everyone_shows_the_marginal_baseline_as_its_exact_reference():
     assert not app.exception, app.exception
     metrics = app.dataframe[0].value
     assert "marginal" not in metrics.columns and "uniform" in metrics.columns
-    assert any("exactly by construction" in caption.value for caption in app.caption)
+    assert any("exactly by construction (JS 0.000)" in caption.value for caption in app.caption)
+    assert any("fitted out of fold (5-fold) over everyone" in caption.value for caption in app.caption)
+
+
+def test_a_slice_says_its_baselines_were_fitted_outside_it():
+    app = page("focus_group")
+    app.multiselect(key="slice_gss2018_partyid").set_value(["Strong Democrat"]).run()
+    app.button(key="simulate").click().run()
+    assert not app.exception, app.exception
+    assert "marginal" in app.dataframe[0].value.columns
+    assert any("marginal, logistic, gradient boosting, svr fitted outside the slice" in caption.value
+               for caption in app.caption)
 
 
 def test_an_empty_slice_is_explained_not_an_error():

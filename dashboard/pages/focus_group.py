@@ -250,10 +250,14 @@ with results:
         st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
             c: st.column_config.NumberColumn(format="%.3f") for c in
             ("simulated", "noise floor", "uniform", "marginal", "best classical")})
-        st.caption("Lower is closer. Baselines predict from demographics alone, each respondent predicted by "
-                   "models fitted on everyone else.")
+        fits = {}
+        for baseline, fit in simulation.baseline_fit.items():
+            if baseline in snapshot.baselines and baseline != "uniform":
+                fits.setdefault(fit, []).append(baseline.replace("_", " "))
+        st.caption("Lower is closer. Baselines predict from demographics alone: "
+                   + "; ".join(f"{', '.join(names)} fitted {fit}" for fit, names in fits.items()) + ".")
         if everyone:
-            marginal_js = snapshot.baselines.get("marginal", {}).get("js")
+            marginal_js = snapshot.reference.get("marginal", {}).get("js")
             measured = "" if marginal_js is None else f" (JS {marginal_js:.3f})"
             st.caption(f"**Everyone:** the marginal baseline is this slice's own real distribution, so it matches "
                        f"it exactly by construction{measured}: it is the reference the simulation is measured "
