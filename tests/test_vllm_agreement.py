@@ -147,3 +147,24 @@ def test_a_lora_adapter_is_served_like_the_merged_transformers_model(vllm_backen
                                               settings=settings, use_cache=False)
     assert np.abs(probabilities(adapted) - probabilities(bare)).max() > 0.05  # the adapter was applied
     assert_agree(adapted, reference[question.id], f"{question.id} with {ADAPTER.name}")
+
+
+def test_focusgroup_simulate_with_backend_vllm_matches_the_transformers_engine(vllm_backend):
+    """The command line in the main environment, scoring through .venv-vllm (`--backend vllm`)."""
+    import json
+    import subprocess
+
+    from engine.models import PROJECT_ROOT
+
+    command = [str(PROJECT_ROOT / ".venv" / "bin" / "python"), "-m", "engine.cli", "simulate", "--survey", "gss2018",
+               "--question", "natspac", "--slice", "partyid=strong democrat", "--personas", "16", "--dtype",
+               "float32", "--no-gaps", "--no-baselines", "--format", "json"]
+    results = {}
+    for backend in ("transformers", "vllm"):
+        done = subprocess.run(command + ["--backend", backend], capture_output=True, text=True, timeout=900,
+                              cwd=PROJECT_ROOT)
+        assert done.returncode == 0, done.stderr[-2000:]
+        results[backend] = json.loads(done.stdout)
+    assert results["vllm"]["options"] == results["transformers"]["options"]
+    for label, share in results["transformers"]["simulated"].items():
+        assert results["vllm"]["simulated"][label] == pytest.approx(share, abs=PROBABILITY_TOLERANCE)
