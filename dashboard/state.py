@@ -80,14 +80,17 @@ def sidebar_pickers():
 
 
 def question_labeler(survey):
-    """A short label per question: its id and the part of its wording that differs from the
-    others (surveys often repeat a long preamble before each item)."""
+    """A label per question in the spec's own words: its wording from the start of the
+    sentence where it differs from the others (surveys often repeat a long preamble before
+    each item, "We are faced with many problems... Are we spending too much, too little, or
+    about the right amount on"), whole up to 160 characters, then its id in brackets."""
     texts = [q.text for q in survey.questions]
     shared = os.path.commonprefix(texts) if len(texts) > 1 else ""
-    shared = shared[: shared.rfind(" ") + 1] if " " in shared else ""
+    sentence = max((shared.rfind(end) + len(end) for end in (". ", "? ", "! ", ": ")), default=-1)
+    start = sentence if sentence > 0 else 0
 
     def label(question_id: str) -> str:
-        text = survey.question(question_id).text[len(shared):]
-        return f"{question_id}: {text[:120]}{'…' if len(text) > 120 else ''}"
+        text = " ".join(survey.question(question_id).text[start:].split())
+        return f"{text[:160]}{'…' if len(text) > 160 else ''} ({question_id})"
 
     return label

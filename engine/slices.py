@@ -175,10 +175,15 @@ def slice_weights(survey: Survey, index: pd.Index, filters: Mapping[str, tuple[s
     return weights
 
 
-def describe_slice(filters: Mapping[str, tuple[str, ...]]) -> str:
-    """A readable line: "partyid = Strong Democrat; age = 30-44 or 45-59" (or "everyone")."""
+def describe_slice(filters: Mapping[str, tuple[str, ...]], survey: Survey | None = None) -> str:
+    """A readable line: "partyid = Strong Democrat; age = 30-44 or 45-59" (or "everyone");
+    with `survey`, in its fields' labels, for readers: "Party: Strong Democrat; Age: 30-44 or
+    45-59"."""
     if not filters:
         return "everyone"
+    if survey is not None:
+        labels = {field.name: field.label or field.name for field in survey.fields}
+        return "; ".join(f"{labels.get(name, name)}: {' or '.join(values)}" for name, values in filters.items())
     return "; ".join(f"{name} = {' or '.join(values)}" for name, values in filters.items())
 
 

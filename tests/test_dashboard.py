@@ -103,7 +103,7 @@ def test_the_slice_count_follows_each_pick_before_simulate():
     app.multiselect(key="slice_gss2018_partyid").set_value(["Strong Democrat"]).run()
     assert "**379** real respondents" in app.markdown[0].value
     app.multiselect(key="slice_gss2018_sex").set_value(["Female"]).run()
-    assert "sex = Female; partyid = Strong Democrat: **223** real respondents" in app.markdown[0].value
+    assert "Sex: Female; Party: Strong Democrat: **223** real respondents" in app.markdown[0].value
     assert any("Choose a slice" in info.value for info in app.info)  # nothing was simulated
     from dashboard import resources
 

@@ -118,7 +118,7 @@ def test_a_banner_on_a_base_exports_its_workbook_and_outlives_a_page_switch(monk
     app = banner_page()
     app.multiselect(key="banner_fields_gss2018").set_value(["sex", "degree"])
     app.multiselect(key="banner_base_gss2018_partyid").set_value(["Strong Democrat"]).run()
-    assert "partyid = Strong Democrat: **379** real respondents" in app.markdown[0].value
+    assert "Party: Strong Democrat: **379** real respondents" in app.markdown[0].value
     build(app)
     assert app.dataframe[0].value.loc[BASE_ROW, ("", TOTAL, "Simulated")] == 379
 

@@ -113,3 +113,9 @@ def test_bad_value_lists_name_the_problem_and_the_fix(panel, values, message):
     field = "party" if "Independent" in values else "income"
     with pytest.raises(FocusgroupError, match=message):
         parse_slice(panel, [f"{field}={values}"])
+
+
+def test_a_slice_described_for_readers_uses_the_field_labels(gss):
+    filters = normalize_slice(gss, {"partyid": ["Strong Democrat"], "age": ["30-44", "45-59"]})
+    assert describe_slice(filters, gss) == "Party: Strong Democrat; Age: 30-44 or 45-59"
+    assert describe_slice({}, gss) == "everyone"

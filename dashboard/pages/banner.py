@@ -104,7 +104,7 @@ with st.expander("Base (optional): cut every column from a slice instead of ever
                   for field in survey.fields}
 filters = normalize_slice(survey, selections)
 base = slice_index(survey, filters)
-st.markdown(f"**Base:** {describe_slice(filters)}: **{len(base):,}** real respondents")
+st.markdown(f"**Base:** {describe_slice(filters, survey)}: **{len(base):,}** real respondents")
 if not questions:
     st.info("Choose at least one question: each becomes a table.")
     st.stop()
@@ -142,7 +142,7 @@ temperature = st.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key="banner_temperat
 shown = kept["banner"].at(temperature)
 if (shown.config.questions, shown.config.fields, shown.config.filters) != (tuple(questions), tuple(fields), filters):
     st.warning("The tables below are the last banner built; press **Build banner** for the current choices.")
-st.markdown(f"**{survey.title}** · base: {describe_slice(shown.config.filters)} · {kept['model']} · "
+st.markdown(f"**{survey.title}** · base: {describe_slice(shown.config.filters, survey)} · {kept['model']} · "
             f"T = {temperature:g}")
 for question in shown.questions:
     st.subheader(question.id)

@@ -105,13 +105,15 @@ with browse:
         if mask.sum() == 0:
             continue
         shares = answer_distribution(answers[mask], len(question.options), weights[mask])
-        rows.append({"value": value, "n": int(mask.sum()), **dict(zip(question.labels, shares))})
+        rows.append({"value": value, "n": int(mask.sum()), **dict(zip(question.labels, 100 * shares))})
     if not counted.any():
         st.info("Nobody with a positive survey weight answered this question.")
     else:
+        # Whole values (never cut) and shares to one decimal, as a report prints them.
         st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
-            label: st.column_config.ProgressColumn(label, format="percent", min_value=0, max_value=1)
-            for label in question.labels})
+            "value": st.column_config.TextColumn(survey.field(field).label, width="large"),
+            **{label: st.column_config.ProgressColumn(label, format="%.1f%%", min_value=0, max_value=100)
+               for label in question.labels}})
         everyone = answer_distribution(answers, len(question.options), weights)
         st.caption(f"Everyone: {', '.join(f'{l} {s:.0%}' for l, s in zip(question.labels, everyone))}; "
                    f"{int((answers == -1).sum())} without an answer.")

@@ -56,7 +56,7 @@ with inputs:
                                              placeholder="Everyone") for field in survey.fields}
     filters = normalize_slice(survey, selections)
     members = slice_index(survey, filters)
-    st.markdown(f"**Slice:** {describe_slice(filters)}: **{len(members):,}** real respondents")
+    st.markdown(f"**Slice:** {describe_slice(filters, survey)}: **{len(members):,}** real respondents")
     if len(members) == 0:
         st.info("No respondent of this survey matches every choice. Remove a value or a field to widen the slice.")
     elif len(members) < SMALL_SLICE:
@@ -192,7 +192,7 @@ with results:
     snapshot_b = simulations[1].at(temperature) if len(simulations) == 2 else None
     gaps = snapshot.gaps
     model_name = state.model_description(simulation.model_name, request["adapter"])
-    subtitle = (f"{survey.title} · {describe_slice(request['filters'])} · n = {simulation.n_personas} personas"
+    subtitle = (f"{survey.title} · {describe_slice(request['filters'], survey)} · n = {simulation.n_personas} personas"
                 f" · {model_name} · T = {temperature:g} · {describe_context(simulation.context)}")
     band = None
     if simulation.real is not None:
@@ -298,7 +298,7 @@ table = gaps.primary
 if not table.rows:
     st.info(f"No single-field slice has {gaps.min_slice} respondents to compare.")
 else:
-    gap_rows = pd.DataFrame([{"field": row.field, "slice": row.value, **({"option": row.option} if row.option else {}),
+    gap_rows = pd.DataFrame([{"field": survey.field(row.field).label or row.field, "slice": row.value, **({"option": row.option} if row.option else {}),
                               "n": row.n, "simulated gap": row.simulated, "real gap": row.real,
                               "logistic gap": row.logistic} for row in table.rows]).dropna(axis=1, how="all")
     st.dataframe(gap_rows, hide_index=True, column_config={
