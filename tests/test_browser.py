@@ -39,9 +39,18 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
+    """The dashboard, served with an empty logit cache (the converted model and the user
+    surveys linked in), so the timings written beside the screenshots are cold ones."""
+    from engine.models import cache_root, usable_cache_root
+
+    usable_cache_root()
+    cache = tmp_path_factory.mktemp("cache")
+    for shared in ("models", "surveys"):
+        (cache_root() / shared).mkdir(parents=True, exist_ok=True)
+        (cache / shared).symlink_to(cache_root() / shared)
     port = free_port()
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "FOCUSGROUP_CACHE": str(cache)}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
@@ -135,6 +144,111 @@ def to_top(page) -> None:
 
 def no_traceback(page) -> None:
     assert page.get_by_text("Traceback").count() == 0
+
+
+UPLOAD_ID = "browser-upload-check"
+UPLOAD_SPEC = (textwrap.dedent(SPEC).replace('id = "mine"', f'id = "{UPLOAD_ID}"')
+               .replace('file = "mine/export.csv"', 'file = "export.csv"'))
+
+
+def test_a_survey_uploaded_in_the_browser_is_checked_then_added(server, browser_page, tmp_path):
+    from engine.surveys.registry import user_survey_dir
+
+    target = user_survey_dir() / UPLOAD_ID
+    assert not target.exists(), f"remove {target} left by an earlier run"
+    csv = tmp_path / "export.csv"
+    csv.write_text("ID,Gender,How much do you like it?\n1,Female,A lot\n2,Male,Somewhat\n3,Male,A lot\n")
+    bad, good = tmp_path / "bad.toml", tmp_path / "good.toml"
+    bad.write_text(UPLOAD_SPEC.replace('column = "Gender"', 'column = "Sex"'))
+    good.write_text(UPLOAD_SPEC)
+    page = browser_page
+    try:
+        page.goto(server, wait_until="networkidle")
+        page.get_by_role("link", name="Data").click()
+        # The survey picked on the first page is still picked after the page switch.
+        page.get_by_text("General Social Survey 2018: national spending priorities").first.wait_for(timeout=60_000)
+        page.get_by_role("tab", name="Load your own survey").click()
+        uploads = page.locator('input[type="file"]')
+        uploads.nth(0).set_input_files(str(csv))
+        uploads.nth(1).set_input_files(str(bad))
+        page.get_by_role("button", name="Check and add").click(timeout=60_000)
+        page.get_by_text("The survey was not added").wait_for(timeout=60_000)
+        assert page.get_by_text("no column named").count() >= 1 and not target.exists()
+
+        uploads.nth(1).set_input_files(str(good))
+        page.get_by_text("The survey was not added").wait_for(state="detached", timeout=60_000)  # rerun done
+        page.get_by_role("button", name="Check and add").click(timeout=60_000)
+        page.get_by_text(f"Added '{UPLOAD_ID}': 3 respondents").wait_for(timeout=60_000)
+        assert page.get_by_text("Traceback").count() == 0
+        page.screenshot(path=str(SCREENSHOTS / "data_upload.png"), full_page=True)
+        assert sorted(path.name for path in target.iterdir()) == ["browser-upload-check.toml", "export.csv"]
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+MAPPED_ID = "browser-mapped-check"
+
+
+def test_an_export_mapped_in_the_browser_is_simulated_without_a_reload(server, browser_page, tmp_path):
+    """Data -> Map your own export: an SPSS file's guessed roles, one corrected, saved, then
+    simulated on the Focus group page in the same session."""
+    import pandas as pd
+    import pyreadstat
+
+    from engine.surveys.registry import user_survey_dir
+
+    target = user_survey_dir() / MAPPED_ID
+    assert not target.exists(), f"remove {target} left by an earlier run"
+    rows = 60
+    frame = pd.DataFrame({"id": range(1, rows + 1), "sex": [1 + i % 2 for i in range(rows)],
+                          "agegrp": [1 + i % 3 for i in range(rows)], "q_like": [1 + (i * 7) % 3 for i in range(rows)],
+                          "q_buy": [1 + (i * 5) % 2 for i in range(rows)], "q_extra": [1 + i % 2 for i in range(rows)]})
+    path = tmp_path / "panel.sav"
+    pyreadstat.write_sav(
+        frame, str(path),
+        column_labels=["Respondent ID", "Sex", "Age group", "How much do you like the product?",
+                       "Would you buy it?", "Did you see the ad?"],
+        variable_value_labels={"sex": {1: "Male", 2: "Female"}, "agegrp": {1: "18-34", 2: "35-54", 3: "55+"},
+                               "q_like": {1: "A lot", 2: "Somewhat", 3: "Not at all"},
+                               "q_buy": {1: "Yes", 2: "No"}, "q_extra": {1: "Yes", 2: "No"}},
+        variable_measure={"id": "scale", "sex": "nominal", "agegrp": "ordinal", "q_like": "ordinal",
+                          "q_buy": "nominal", "q_extra": "nominal"})
+    page = browser_page
+    try:
+        page.goto(server, wait_until="networkidle")
+        page.get_by_role("link", name="Data").click()
+        page.get_by_role("tab", name="Map your own export").click()
+        page.locator(".st-key-mapper_file input[type=file]").set_input_files(str(path))
+        grid = page.locator(".st-key-mapper_columns")
+        grid.wait_for(timeout=60_000)
+        page.get_by_role("textbox", name="Survey id").fill(MAPPED_ID)
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(1500)
+        # q_extra (the table's sixth row) becomes "skip": click its Role cell, open it, choose.
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 630, box["y"] + 35 + 35 * 5 + 17)
+        page.keyboard.press("Enter")
+        page.get_by_role("option", name="skip", exact=True).click()
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(1500)
+        page.get_by_role("button", name="Save survey").click()
+        page.get_by_text(f"Saved '{MAPPED_ID}'").first.wait_for(timeout=120_000)
+        no_traceback(page)
+        page.screenshot(path=str(SCREENSHOTS / "data_mapper.png"), full_page=True)
+        spec = next(target.glob("*.toml")).read_text()
+        assert "q_like" in spec and "q_buy" in spec and 'column = "q_extra"' not in spec
+
+        page.get_by_role("link", name="Focus group").click()  # no reload: the menu already has it
+        try:
+            page.get_by_text("everyone: 60 real respondents").first.wait_for(timeout=180_000)
+        finally:
+            page.screenshot(path=str(SCREENSHOTS / "focus_group_mapped.png"), full_page=True)
+        page.get_by_role("button", name="Simulate").click()
+        page.get_by_text("a second real sample of this size").wait_for(timeout=300_000)
+        page.get_by_text("q_like is not among the answers this model was trained on").wait_for(timeout=60_000)
+        no_traceback(page)
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def test_dashboard_in_a_real_browser(server, browser, browser_page):
@@ -306,105 +420,3 @@ def test_other_pages_in_a_real_browser(server, browser_page):
             "focus_group_phone.png", "banner.png", "scoreboard.png", "train.png"} <= {
                 p.name for p in SCREENSHOTS.glob("*.png")}
     (SCREENSHOTS.parent / "browser_timings.json").write_text(json.dumps(TIMINGS, indent=2))
-
-
-UPLOAD_ID = "browser-upload-check"
-UPLOAD_SPEC = (textwrap.dedent(SPEC).replace('id = "mine"', f'id = "{UPLOAD_ID}"')
-               .replace('file = "mine/export.csv"', 'file = "export.csv"'))
-
-
-def test_a_survey_uploaded_in_the_browser_is_checked_then_added(server, browser_page, tmp_path):
-    from engine.surveys.registry import user_survey_dir
-
-    target = user_survey_dir() / UPLOAD_ID
-    assert not target.exists(), f"remove {target} left by an earlier run"
-    csv = tmp_path / "export.csv"
-    csv.write_text("ID,Gender,How much do you like it?\n1,Female,A lot\n2,Male,Somewhat\n3,Male,A lot\n")
-    bad, good = tmp_path / "bad.toml", tmp_path / "good.toml"
-    bad.write_text(UPLOAD_SPEC.replace('column = "Gender"', 'column = "Sex"'))
-    good.write_text(UPLOAD_SPEC)
-    page = browser_page
-    try:
-        page.goto(server, wait_until="networkidle")
-        page.get_by_role("link", name="Data").click()
-        # The survey picked on the first page is still picked after the page switch.
-        page.get_by_text("General Social Survey 2018: national spending priorities").first.wait_for(timeout=60_000)
-        page.get_by_role("tab", name="Load your own survey").click()
-        uploads = page.locator('input[type="file"]')
-        uploads.nth(0).set_input_files(str(csv))
-        uploads.nth(1).set_input_files(str(bad))
-        page.get_by_role("button", name="Check and add").click(timeout=60_000)
-        page.get_by_text("The survey was not added").wait_for(timeout=60_000)
-        assert page.get_by_text("no column named").count() >= 1 and not target.exists()
-
-        uploads.nth(1).set_input_files(str(good))
-        page.get_by_text("The survey was not added").wait_for(state="detached", timeout=60_000)  # rerun done
-        page.get_by_role("button", name="Check and add").click(timeout=60_000)
-        page.get_by_text(f"Added '{UPLOAD_ID}': 3 respondents").wait_for(timeout=60_000)
-        assert page.get_by_text("Traceback").count() == 0
-        page.screenshot(path=str(SCREENSHOTS / "data_upload.png"), full_page=True)
-        assert sorted(path.name for path in target.iterdir()) == ["browser-upload-check.toml", "export.csv"]
-    finally:
-        shutil.rmtree(target, ignore_errors=True)
-
-
-MAPPED_ID = "browser-mapped-check"
-
-
-def test_an_export_mapped_in_the_browser_is_simulated_without_a_reload(server, browser_page, tmp_path):
-    """Data -> Map your own export: an SPSS file's guessed roles, one corrected, saved, then
-    simulated on the Focus group page in the same session."""
-    import pandas as pd
-    import pyreadstat
-
-    from engine.surveys.registry import user_survey_dir
-
-    target = user_survey_dir() / MAPPED_ID
-    assert not target.exists(), f"remove {target} left by an earlier run"
-    rows = 60
-    frame = pd.DataFrame({"id": range(1, rows + 1), "sex": [1 + i % 2 for i in range(rows)],
-                          "agegrp": [1 + i % 3 for i in range(rows)], "q_like": [1 + (i * 7) % 3 for i in range(rows)],
-                          "q_buy": [1 + (i * 5) % 2 for i in range(rows)], "q_extra": [1 + i % 2 for i in range(rows)]})
-    path = tmp_path / "panel.sav"
-    pyreadstat.write_sav(
-        frame, str(path),
-        column_labels=["Respondent ID", "Sex", "Age group", "How much do you like the product?",
-                       "Would you buy it?", "Did you see the ad?"],
-        variable_value_labels={"sex": {1: "Male", 2: "Female"}, "agegrp": {1: "18-34", 2: "35-54", 3: "55+"},
-                               "q_like": {1: "A lot", 2: "Somewhat", 3: "Not at all"},
-                               "q_buy": {1: "Yes", 2: "No"}, "q_extra": {1: "Yes", 2: "No"}},
-        variable_measure={"id": "scale", "sex": "nominal", "agegrp": "ordinal", "q_like": "ordinal",
-                          "q_buy": "nominal", "q_extra": "nominal"})
-    page = browser_page
-    try:
-        page.goto(server, wait_until="networkidle")
-        page.get_by_role("link", name="Data").click()
-        page.get_by_role("tab", name="Map your own export").click()
-        page.locator(".st-key-mapper_file input[type=file]").set_input_files(str(path))
-        grid = page.locator(".st-key-mapper_columns")
-        grid.wait_for(timeout=60_000)
-        page.get_by_role("textbox", name="Survey id").fill(MAPPED_ID)
-        page.keyboard.press("Enter")
-        page.wait_for_timeout(1500)
-        # q_extra (the table's sixth row) becomes "skip": click its Role cell, open it, choose.
-        box = grid.bounding_box()
-        page.mouse.click(box["x"] + 630, box["y"] + 35 + 35 * 5 + 17)
-        page.keyboard.press("Enter")
-        page.get_by_role("option", name="skip", exact=True).click()
-        page.keyboard.press("Escape")
-        page.wait_for_timeout(1500)
-        page.get_by_role("button", name="Save survey").click()
-        page.get_by_text(f"Saved '{MAPPED_ID}'").first.wait_for(timeout=120_000)
-        no_traceback(page)
-        page.screenshot(path=str(SCREENSHOTS / "data_mapper.png"), full_page=True)
-        spec = next(target.glob("*.toml")).read_text()
-        assert "q_like" in spec and "q_buy" in spec and 'column = "q_extra"' not in spec
-
-        page.get_by_role("link", name="Focus group").click()  # no reload: the menu already has it
-        page.get_by_text("everyone: 60 real respondents").first.wait_for(timeout=180_000)
-        page.get_by_role("button", name="Simulate").click()
-        page.get_by_text("a second real sample of this size").wait_for(timeout=300_000)
-        page.get_by_text("q_like is not among the answers this model was trained on").wait_for(timeout=60_000)
-        no_traceback(page)
-    finally:
-        shutil.rmtree(target, ignore_errors=True)
