@@ -12,8 +12,10 @@ def test_benchmark_reports_engine_roofline_and_their_ratio(capsys):
     assert result["n_personas"] == 16 and result["batch_size"] == 8
     for rate in ("logit_per_s", "roofline_per_s", "generate_per_s"):
         assert result[rate] > 0
-    assert abs(result["roofline_ratio"] - result["logit_per_s"] / result["roofline_per_s"]) < 0.01
-    assert abs(result["roofline_per_s"] - 16 / result["roofline_seconds"]) / result["roofline_per_s"] < 0.01
+    # The rates are rounded to 2 decimals and the seconds to 3 (a tiny model takes milliseconds),
+    # so the ratio is checked against the rates, relatively.
+    ratio = result["logit_per_s"] / result["roofline_per_s"]
+    assert abs(result["roofline_ratio"] - ratio) <= 0.01 * ratio + 0.001
 
 
 def test_benchmark_table_names_the_roofline(capsys):

@@ -387,7 +387,10 @@ def test_banner_page_in_a_real_browser(server, browser_page):
     page.get_by_text(re.compile(r"Strong Democrat: 379 real respondents$")).first.wait_for(timeout=60_000)
     started = time.monotonic()
     page.get_by_role("button", name="Build banner").click()
-    page.get_by_text("Simulated by a language model").first.wait_for(timeout=400_000)
+    try:
+        page.get_by_text("Simulated by a language model").first.wait_for(timeout=400_000)
+    finally:
+        page.screenshot(path=str(SCREENSHOTS / "banner_built.png"), full_page=True)  # also when it fails
     TIMINGS["banner, 3 questions x 379 personas (s)"] = round(time.monotonic() - started, 1)
     page.wait_for_timeout(2000)
     assert page.locator('[data-testid="stDataFrame"]').count() >= 3
@@ -416,7 +419,5 @@ def test_other_pages_in_a_real_browser(server, browser_page):
         page.wait_for_timeout(1000)
         no_traceback(page)
         page.screenshot(path=str(SCREENSHOTS / f"{name.lower()}.png"), full_page=True)
-    assert {"data.png", "focus_group.png", "focus_group_low_temperature.png", "focus_group_pilot.png",
-            "focus_group_phone.png", "banner.png", "scoreboard.png", "train.png"} <= {
-                p.name for p in SCREENSHOTS.glob("*.png")}
+    assert {"data.png", "scoreboard.png", "train.png"} <= {p.name for p in SCREENSHOTS.glob("*.png")}
     (SCREENSHOTS.parent / "browser_timings.json").write_text(json.dumps(TIMINGS, indent=2))
