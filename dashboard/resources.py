@@ -38,6 +38,7 @@ from engine.models import (
     shipped_adapter,
     trained_surveys,
 )
+from engine.option_counts import trained_option_counts
 from engine.surveys import list_surveys, load_survey
 
 MODEL_LOCK = threading.Lock()
@@ -72,6 +73,14 @@ def survey_catalog(directory: str | None) -> list[dict]:
 @st.cache_resource(max_entries=8, show_spinner=False)
 def survey(survey_id: str, directory: str | None):
     return load_survey(survey_id, directory)
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def adapter_option_counts(adapter: str | None) -> tuple[int, ...] | None:
+    """The numbers of options of the questions an adapter trained on (None: unknown), read
+    from its manifest or the surveys it lists (`engine.option_counts`)."""
+    counts = trained_option_counts(adapter, load=lambda survey_id: load_survey(survey_id, data_dir()))
+    return None if counts is None else tuple(sorted(counts))
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the model (once per process)...")

@@ -17,7 +17,8 @@ works.
 `training_warnings` says, in sentences for the table and the JSON `warnings` list, when the
 model never trained on the survey or the question: the bare model, an adapter whose
 manifest does not list the survey, a question held out of the adapter's training, and any
-new question (`engine.models.unseen_questions`).
+new question (`engine.models.unseen_questions`); and when the adapter never trained on a
+question with as many options (`engine.option_counts`).
 """
 
 from __future__ import annotations
@@ -128,21 +129,32 @@ def asked_question(args: argparse.Namespace, survey: Survey) -> Question:
 def training_warnings(adapter: str | Path | None, survey: Survey, question: Question) -> list[str]:
     """Sentences on what the model never trained on, empty when it trained on this survey
     question: the bare model (no adapter), an adapter whose manifest does not list the survey
-    (or has none), the question held out of the adapter's training, or a new question."""
+    (or has none), the question held out of the adapter's training, or a new question; and,
+    besides any of those, an adapter that never trained on a question with this many options
+    (`engine.option_counts`)."""
+    from engine.option_counts import option_count_warning
+
+    warnings = [unseen_warning(adapter, survey, question)]
+    warnings.append(option_count_warning(adapter, question))
+    return [warning for warning in warnings if warning]
+
+
+def unseen_warning(adapter: str | Path | None, survey: Survey, question: Question) -> str | None:
+    """The sentence of `training_warnings` on the survey and the question, None when the
+    adapter trained on both."""
     from engine.models import adapter_manifest, trained_surveys, unseen_questions
 
     if adapter is None:
-        return [f"The model was not fine-tuned on {survey.id} (no adapter): it answers from pretraining "
-                f"alone, and {UNSEEN_ADVICE}"]
+        return (f"The model was not fine-tuned on {survey.id} (no adapter): it answers from pretraining "
+                f"alone, and {UNSEEN_ADVICE}")
     name = Path(adapter).name
     if survey.id not in trained_surveys(adapter_manifest(adapter)):
-        return [f"The adapter {name} was not trained on {survey.id} (its manifest does not list it), so "
-                f"{UNSEEN_ADVICE}"]
+        return f"The adapter {name} was not trained on {survey.id} (its manifest does not list it), so {UNSEEN_ADVICE}"
     if not any(known == question for known in survey.questions):
-        return [f"The adapter {name} trained on {survey.id} but never on this new question, so {UNSEEN_ADVICE}"]
+        return f"The adapter {name} trained on {survey.id} but never on this new question, so {UNSEEN_ADVICE}"
     if question.id in unseen_questions(adapter, survey):
-        return [f"{question.id} was held out of the adapter {name}'s training on {survey.id}, so {UNSEEN_ADVICE}"]
-    return []
+        return f"{question.id} was held out of the adapter {name}'s training on {survey.id}, so {UNSEEN_ADVICE}"
+    return None
 
 
 __all__ = ["NEW_QUESTION_ID", "add_question_options", "asked_question", "check_question_choice", "new_question",

@@ -280,10 +280,15 @@ def test_warnings_name_what_an_adapter_never_trained_on(gss, data_dir):
     assert training_warnings(adapter, gss, gss.question("natspac")) == []
     [held_out] = training_warnings(adapter, gss, gss.question("natenrgy"))
     assert held_out.startswith("natenrgy was held out of the adapter gss2018-smollm2's training on gss2018")
-    [new] = training_warnings(adapter, gss, new_question(EV, list(LIKELY)))
+    new, scale = training_warnings(adapter, gss, new_question(EV, list(LIKELY)))
     assert "trained on gss2018 but never on this new question" in new
+    assert scale.startswith(f"The adapter gss2018-smollm2 never trained on a question with {len(LIKELY)} options "
+                            "(it saw 3)")
+    [new] = training_warnings(adapter, gss, new_question(EV, list(LIKELY)[:3]))
+    assert "never on this new question" in new
     voters = load_survey("non-voters", data_dir)
-    [other] = training_warnings(adapter, voters, voters.questions[0])
+    three = next(question for question in voters.questions if len(question.options) == 3)
+    [other] = training_warnings(adapter, voters, three)
     assert "was not trained on non-voters" in other
     [bare] = training_warnings(None, gss, gss.question("natspac"))
     assert "not fine-tuned on gss2018" in bare

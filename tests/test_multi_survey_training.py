@@ -108,7 +108,7 @@ def test_a_single_survey_draws_the_examples_it_always_drew(gss):
     assert data.validation_examples == subsample(build_examples(gss, "validation", 0, held_out), 64,
                                                  np.random.default_rng(4))
     assert data.manifest_fields() == {"survey": "gss2018", "held_out_questions": list(held_out),
-                                      "n_train_examples": 500, "n_validation_examples": 64}
+                                      "n_train_examples": 500, "n_validation_examples": 64, "option_counts": [3]}
 
 
 def test_surveys_all_trains_a_loadable_adapter_whose_manifest_lists_the_surveys(tmp_path, data_dir, capsys):
@@ -128,6 +128,9 @@ def test_surveys_all_trains_a_loadable_adapter_whose_manifest_lists_the_surveys(
                for entry in manifest["surveys"])
     assert manifest["n_train_examples"] == 24 * len(expected)
     assert manifest["hyperparameters"]["surveys"] == expected
+    shown = {len(question.options) for entry in list_surveys(data_dir) if entry.id in expected
+             for question in load_survey(entry.id, data_dir).questions}
+    assert set(manifest["option_counts"]) <= shown and {2, 3, 4, 5} <= set(manifest["option_counts"])
     capsys.readouterr()
     assert main(["simulate", "--survey", "gss2018", "--question", "natspac", "--model", "tiny", "--adapter", str(out),
                  "--personas", "5", "--no-baselines", "--format", "json"]) == 0

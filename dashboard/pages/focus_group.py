@@ -24,6 +24,7 @@ from engine.errors import FocusgroupError
 from engine.gaps import ALARM
 from engine.metrics import effective_sample_size, expected_values
 from engine.models import unseen_questions
+from engine.option_counts import count_warning
 from engine.slices import describe_slice, normalize_slice, slice_index
 from engine.simulate import GAP_PERSONAS
 from engine.surveys.model import Option, Question
@@ -223,6 +224,10 @@ with results:
             reason = ("was held out of this adapter's training" if held_out
                       else "is not among the answers this model was trained on")
             st.info(f"**{question.id} {reason}.** {UNSEEN_ADVICE}")
+    counts = resources.adapter_option_counts(request["adapter"])
+    scale_note = count_warning(request["adapter"], counts and set(counts), len(question.options))
+    if scale_note:
+        st.warning(scale_note)
     if gaps.alarm:
         st.warning(ALARM)
 

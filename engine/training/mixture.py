@@ -119,9 +119,12 @@ class TrainingData:
 
     def manifest_fields(self) -> dict:
         """What the manifest says about the data: `survey` and `held_out_questions` for one
-        survey (as always); `surveys` with per-survey counts and `held_out_surveys` for several."""
+        survey (as always); `surveys` with per-survey counts and `held_out_surveys` for several;
+        and the numbers of options of the questions trained on (`option_counts`)."""
         counts = {"n_train_examples": len(self.train_examples),
-                  "n_validation_examples": len(self.validation_examples)}
+                  "n_validation_examples": len(self.validation_examples),
+                  # read by engine.option_counts to warn of a scale length never trained on
+                  "option_counts": sorted({len(self.question(e).options) for e in self.train_examples})}
         if not self.multi_survey:
             (survey_id,) = self.surveys
             return {"survey": survey_id, "held_out_questions": list(self.held_out[survey_id]), **counts}
