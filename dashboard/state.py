@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import streamlit as st
@@ -83,14 +84,30 @@ def question_labeler(survey):
     """A label per question in the spec's own words: its wording from the start of the
     sentence where it differs from the others (surveys often repeat a long preamble before
     each item, "We are faced with many problems... Are we spending too much, too little, or
-    about the right amount on"), whole up to 160 characters, then its id in brackets."""
+    about the right amount on"), whole up to 160 characters. The id stays out of sight
+    (`question_id_help` puts it in a tooltip) except where two questions would read alike,
+    which then end in their ids in brackets."""
     texts = [q.text for q in survey.questions]
     shared = os.path.commonprefix(texts) if len(texts) > 1 else ""
-    sentence = max((shared.rfind(end) + len(end) for end in (". ", "? ", "! ", ": ")), default=-1)
-    start = sentence if sentence > 0 else 0
+    # where the last whole sentence of the shared preamble ends (0: none, keep every word)
+    start = max((shared.rfind(end) + len(end) for end in (". ", "? ", "! ", ": ") if end in shared), default=0)
+
+    def wording(question_id: str) -> str:
+        text = " ".join(survey.question(question_id).text[start:].split())
+        return f"{text[:160]}{'…' if len(text) > 160 else ''}"
+
+    repeated = {text for text, count in Counter(wording(q.id) for q in survey.questions).items() if count > 1}
 
     def label(question_id: str) -> str:
-        text = " ".join(survey.question(question_id).text[start:].split())
-        return f"{text[:160]}{'…' if len(text) > 160 else ''} ({question_id})"
+        text = wording(question_id)
+        return f"{text} ({question_id})" if text in repeated else text
 
     return label
+
+
+def question_id_help(key: str, question_ids: list[str], about: str = "") -> str:
+    """The tooltip of a question picker: the chosen question's id in the survey (the
+    picker's labels are the questions' wording)."""
+    chosen = st.session_state.get(key)
+    chosen = chosen if chosen in question_ids else (question_ids[0] if question_ids else "")
+    return f"{about}Id in the survey: `{chosen}`.".strip()

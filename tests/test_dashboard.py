@@ -395,3 +395,22 @@ def test_focus_group_combines_a_drawn_pilot_with_the_model():
     assert not app.exception and len(app.get("plotly_chart")) == 2
     assert any("(distribution, pilot)" in caption.value for caption in app.caption)  # the bundle's charts
     assert manifest_of(app)["pilot"]["source"] == "300 respondents drawn with seed 0"
+
+
+def test_questions_are_labelled_by_their_wording_with_the_id_in_a_tooltip(gss):
+    from types import SimpleNamespace
+
+    from dashboard.state import question_labeler
+
+    label = question_labeler(gss)
+    assert label("natspac") == ("Are we spending too much, too little, or about the right amount on the space "
+                                "exploration program?")  # the shared preamble cut at a sentence, no id
+    twins = [SimpleNamespace(id=id, text=text) for id, text in
+             (("q1", "Do you like tea?"), ("q2", "Do you like tea?"), ("q3", "Do you like coffee?"))]
+    alike = SimpleNamespace(questions=twins, question=lambda id: next(q for q in twins if q.id == id))
+    assert [question_labeler(alike)(q.id) for q in twins] == ["Do you like tea? (q1)", "Do you like tea? (q2)",
+                                                              "Do you like coffee?"]
+    app = page("focus_group")
+    assert "`natspac`" in app.selectbox(key="question_gss2018").help
+    app.selectbox(key="question_gss2018").set_value("natenvir").run()
+    assert "`natenvir`" in app.selectbox(key="question_gss2018").help

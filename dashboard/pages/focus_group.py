@@ -68,7 +68,8 @@ with inputs:
     question_ids = [q.id for q in survey.questions]
     if kind == SURVEY_QUESTION:
         question_id = st.selectbox("Survey question", question_ids, key=f"question_{survey.id}",
-                                   format_func=state.question_labeler(survey))
+                                   format_func=state.question_labeler(survey),
+                                   help=state.question_id_help(f"question_{survey.id}", question_ids))
     else:
         question_id = None
         new_text = st.text_input("New question", key="new_text", persist_state="session",
