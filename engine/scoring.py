@@ -179,19 +179,44 @@ def option_logits(
         return option_logits_in_vllm_environment(
             loaded.config.base, question, fields, personas, stimulus, adapter=loaded.config.adapter,
             settings=VllmSettings(dtype=loaded.dtype), progress=progress, use_cache=use_cache)
+    return cached_scores(
+        loaded.fingerprint, loaded.tokenizer, question, fields, personas, stimulus,
+        lambda todo: shared_scoring(
+            lambda texts: score_personas(loaded, question, fields, texts, stimulus, batch_size, progress), todo),
+        store, use_cache, progress, always_score=world_size() > 1)  # launched processes meet even with nothing to do
+
+
+def cached_scores(
+    fingerprint: str,
+    tokenizer,
+    question: Question,
+    fields: tuple[DemographicField, ...],
+    personas: Sequence[str],
+    stimulus: str | None,
+    score_missing: Callable[[dict[str, str]], dict[str, np.ndarray]],
+    store: LogitStore | None = None,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+    always_score: bool = False,
+) -> np.ndarray:
+    """The `option_logits` array for `personas`, read from the cache where it can be and
+    scored by `score_missing` ({persona hash: persona line} -> {persona hash: scores}) for
+    the rest, each distinct persona once; the one cache path of every backend. The key
+    holds the model's `fingerprint`, PROMPT_VERSION and the prompt around the persona, so
+    nothing stale is ever reused; non-finite scores are refused, never cached. With
+    `always_score`, `score_missing` runs even when nothing is missing (launched processes
+    must all reach it)."""
     store = store or default_store()
-    prompt = render_prompt(loaded.tokenizer, question, fields, "", stimulus)
-    key = text_hash(loaded.fingerprint, PROMPT_VERSION, prompt.prefix, prompt.persona_part)
+    prompt = render_prompt(tokenizer, question, fields, "", stimulus)
+    key = text_hash(fingerprint, PROMPT_VERSION, prompt.prefix, prompt.persona_part)
     options = len(question.options)
     cached = store.load(key, options) if use_cache else {}
     persona_keys = [text_hash(persona) for persona in personas]
     missing = list(dict.fromkeys(k for k in persona_keys if k not in cached))
 
-    if missing or world_size() > 1:  # launched processes meet here even with nothing to score
+    if missing or always_score:
         by_key = dict(zip(persona_keys, personas))
-        scores = shared_scoring(
-            lambda texts: score_personas(loaded, question, fields, texts, stimulus, batch_size, progress),
-            {k: by_key[k] for k in missing})
+        scores = score_missing({k: by_key[k] for k in missing})
         if scores and not np.isfinite(np.stack(list(scores.values()))).all():
             raise FocusgroupError(
                 f"The model produced non-finite scores (NaN or infinity) for question {question.id!r}; its adapter is "

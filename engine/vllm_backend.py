@@ -52,8 +52,8 @@ import numpy as np
 from engine.errors import FocusgroupError, one_line
 from engine.models import (PROJECT_ROOT, content_fingerprint, cpu_has_fast_bf16, default_model_folder,
                            folder_fingerprint, read_json_object)
-from engine.prompts import PROMPT_VERSION, answer_token_ids, check_prompt_fits, render_prompt
-from engine.scoring import LogitStore, Progress, default_store, text_hash
+from engine.prompts import answer_token_ids, check_prompt_fits, render_prompt
+from engine.scoring import LogitStore, Progress, cached_scores
 from engine.surveys.model import DemographicField, Option, Question
 
 SETUP_FIX = ("the vLLM backend runs in its own environment: run `bash scripts/setup_vllm.sh`, then run "
@@ -297,26 +297,11 @@ def vllm_option_logits(
     check_prompt_fits(load_tokenizer(settings.folder), settings.max_model_len, question, fields, list(personas),
                       stimulus, reply_tokens=1)  # before the engine, which takes a while to build
     engine = load_engine(settings)
-    store = store or default_store()
-    prompt = render_prompt(engine.tokenizer, question, fields, "", stimulus)
-    key = text_hash(engine.fingerprint, PROMPT_VERSION, prompt.prefix, prompt.persona_part)
-    options = len(question.options)
-    cached = store.load(key, options) if use_cache else {}
-    persona_keys = [text_hash(persona) for persona in personas]
-    missing = list(dict.fromkeys(k for k in persona_keys if k not in cached))
-
-    if missing:
-        by_key = dict(zip(persona_keys, personas))
-        scores = score_with_vllm(engine, question, fields, [by_key[k] for k in missing], stimulus, progress)
-        if not np.isfinite(np.stack(scores)).all():
-            raise FocusgroupError(f"vLLM produced non-finite scores for question {question.id!r}; its adapter is "
-                                  "likely broken: retrain it, or score without it.")
-        cached.update(zip(missing, scores))
-        if use_cache:
-            store.save(key, options)
-    elif progress is not None:
-        progress(len(personas), len(personas))
-    return np.stack([cached[k] for k in persona_keys]).astype(np.float64)
+    return cached_scores(
+        engine.fingerprint, engine.tokenizer, question, fields, personas, stimulus,
+        lambda todo: dict(zip(todo, score_with_vllm(engine, question, fields, list(todo.values()), stimulus,
+                                                    progress))),
+        store, use_cache, progress)
 
 
 # Scoring from the main environment, where vLLM cannot be installed: a .venv-vllm Python
