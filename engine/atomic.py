@@ -64,11 +64,32 @@ def staging_folder(target: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", suffix=f"-{target.name}", dir=target.parent))
 
 
+@lru_cache(maxsize=1)
+def process_umask() -> int:
+    """This process's umask, read without changing it (os.umask can only set it, and
+    setting it twice races with other threads); the usual 0o022 where /proc has no answer."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file beside it. The file gets the mode of
+    the file it replaces, or that of a new file (0o666 less the umask): a temporary file is
+    private (0o600), and an export or spec must stay readable as any other file would be."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = 0o666 & ~process_umask()
     handle, temporary = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=f"-{path.name}", dir=path.parent)
     try:
+        os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()

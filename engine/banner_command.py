@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from pathlib import Path
 
-from engine.errors import capped
+from engine.errors import FocusgroupError, capped
 from engine.tables import label_width
 
 CELL_WIDTH = 7  # "100.0▲" and a space
@@ -115,6 +116,7 @@ def run_banner(args) -> None:
     from engine.slices import parse_slice
     from engine.surveys import load_survey
 
+    check_workbook_path(args.xlsx)  # before the model runs, not after
     survey = load_survey(args.survey, args.data_dir)
     config = BannerConfig(questions=tuple(args.questions), fields=tuple(args.fields),
                           filters=parse_slice(survey, args.slice), temperature=args.temperature,
@@ -132,4 +134,14 @@ def run_banner(args) -> None:
         print(banner_table(result.to_dict()))
 
 
-__all__ = ["add_banner_parser", "run_banner", "banner_table"]
+def check_workbook_path(path: str | None) -> None:
+    """Refuse an --xlsx that is not a .xlsx file name or is a folder."""
+    if path is None:
+        return
+    if Path(path).suffix.casefold() != ".xlsx":
+        raise FocusgroupError(f"--xlsx {path} must end in .xlsx: the banner is written as an Excel workbook.")
+    if Path(path).is_dir():
+        raise FocusgroupError(f"--xlsx {path} is a folder; name a workbook file, e.g. {Path(path) / 'banner.xlsx'}.")
+
+
+__all__ = ["add_banner_parser", "check_workbook_path", "run_banner", "banner_table"]

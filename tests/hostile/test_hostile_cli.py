@@ -123,9 +123,48 @@ NUMBERS = [
 ]
 
 
-@pytest.mark.parametrize("build,fragment", [row[1:] for row in NUMBERS], ids=[row[0] for row in NUMBERS])
-def test_a_bad_number_is_refused_in_one_line(sandbox, build, fragment):
+# -- choices and paths of the newer commands (banner, import, the vLLM backend) ---------------
+
+BANNER = ("banner", "--model", "tiny", "--questions", "natenrgy", "--personas", "5")
+
+
+def existing_spec(root: Path) -> list[str]:
+    (root / "export.csv").write_text("age,q1\n30,yes\n40,no\n")
+    (root / "export.toml").write_text("kept")
+    return ["import", str(root / "export.csv")]
+
+
+CHOICES = [
+    ("vllm backend on the tiny model", args("simulate", *QUICK, "--model", "tiny", "--backend", "vllm"),
+     "--backend vllm serves real weights"),
+    ("vllm backend with 4-bit loading", args("simulate", *QUICK, "--backend", "vllm", "--load-in-4bit"),
+     "drop --load-in-4bit"),
+    ("banner field that is not there", args(*BANNER, "--fields", "../../etc/passwd"), "no demographic field"),
+    ("banner field twice", args(*BANNER, "--fields", "sex", "sex"), "names the field 'sex' twice"),
+    ("banner question that is not there", args("banner", "--model", "tiny", "--questions", "natfoo", "--fields", "sex"),
+     "natfoo"),
+    ("banner workbook named .csv", lambda root: [*BANNER, "--fields", "sex", "--xlsx", str(root / "banner.csv")],
+     "must end in .xlsx"),
+    ("banner workbook that is a folder", lambda root: [*BANNER, "--fields", "sex", "--xlsx", str(root / "x.xlsx")]
+     if (root / "x.xlsx").mkdir() is None else [], "is a folder"),
+    ("import over an existing spec", existing_spec, "already exists; pass --force"),
+    ("import to a spec that is not .toml", lambda root: [*existing_spec(root), "--out", str(root / "spec.txt")],
+     "must end in .toml"),
+]
+
+
+@pytest.mark.parametrize("build,fragment", [row[1:] for row in NUMBERS + CHOICES],
+                         ids=[row[0] for row in NUMBERS + CHOICES])
+def test_a_bad_number_or_choice_is_refused_in_one_line(sandbox, build, fragment):
     assert_clear_error(sandbox.run(*build(sandbox.root)), fragment)
+
+
+def test_a_refused_import_leaves_the_existing_spec_as_it_was(sandbox):
+    assert_clear_error(sandbox.run(*existing_spec(sandbox.root)), "already exists")
+    assert (sandbox.root / "export.toml").read_text() == "kept"
+    assert sandbox.run(*existing_spec(sandbox.root), "--force").code == 0
+    written = sandbox.root / "export.toml"
+    assert "[data]" in written.read_text() and written.stat().st_mode & 0o044 == 0o044  # readable, not private
 
 
 # The dashboard fills the same configs without argparse in between: they refuse on their own.
