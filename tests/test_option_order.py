@@ -81,12 +81,13 @@ def test_a_step_draws_its_order_from_the_seed_and_the_step_alone(gss):
     question = gss.question(examples[0].question_id)
 
     def order(seed, step):
-        return step_batch(examples, question, TrainConfig(out="x", seed=seed), None, None, step).option_order
+        return step_batch(examples, question, TrainConfig(out="x", seed=seed, option_order="random"), None, None,
+                          step).option_order
 
     assert order(0, 7) == order(0, 7)  # a resumed run sees the same order at the same step
     assert len({order(0, step) for step in range(20)}) == 2
     assert [order(0, step) for step in range(20)] != [order(1, step) for step in range(20)]
-    assert step_batch(examples, question, TrainConfig(out="x", option_order="fixed"), None, None, 7).option_order is None
+    assert step_batch(examples, question, TrainConfig(out="x"), None, None, 7).option_order is None  # the default
 
 
 def test_a_reversed_scale_keeps_its_off_scale_options_in_place():

@@ -61,9 +61,12 @@ class TrainConfig:
         carry context answers the same way, drawn once.
     warm_start: an adapter folder whose weights the run starts from instead of a fresh
         adapter (`engine.training.adapter_init`); None starts fresh.
-    option_order: "random" shows each training batch's options in a drawn order (nominal:
-        any permutation; ordinal and numeric: the scale reversed half the time), so the model
-        cannot learn letter positions; "fixed" shows them as the survey lists them.
+    option_order: "fixed" (the default) shows the options as the survey lists them, as
+        `simulate` and `evaluate` do; "random" shows each training batch's options in a drawn
+        order (nominal: any permutation; ordinal and numeric: the scale reversed half the
+        time), so the model cannot learn letter positions. Across six surveys the fixed order
+        measured far closer on every group of questions, unseen ones included (README, "The
+        general adapter"): a 135M model shown both directions of a scale learns neither.
     held_out_questions: questions never trained on (None: the survey's default set; one
         survey only).
     max_examples: train on at most this many examples in all, drawn with the seed.
@@ -95,7 +98,7 @@ class TrainConfig:
     distribution_loss_weight: float = 0.0
     slice_personas: int = 16
     min_slice_respondents: int = 30
-    option_order: str = "random"
+    option_order: str = "fixed"
     max_context: int = 0
     warm_start: str | None = None
     held_out_questions: tuple[str, ...] | None = None
