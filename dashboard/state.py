@@ -105,9 +105,9 @@ def question_labeler(survey):
     return label
 
 
-def question_id_help(key: str, question_ids: list[str], about: str = "") -> str:
+def question_id_help(key: str, question_ids: list[str]) -> str:
     """The tooltip of a question picker: the chosen question's id in the survey (the
     picker's labels are the questions' wording)."""
     chosen = st.session_state.get(key)
     chosen = chosen if chosen in question_ids else (question_ids[0] if question_ids else "")
-    return f"{about}Id in the survey: `{chosen}`.".strip()
+    return f"Id in the survey: `{chosen}`."

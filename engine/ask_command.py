@@ -134,8 +134,7 @@ def training_warnings(adapter: str | Path | None, survey: Survey, question: Ques
     (`engine.option_counts`)."""
     from engine.option_counts import option_count_warning
 
-    warnings = [unseen_warning(adapter, survey, question)]
-    warnings.append(option_count_warning(adapter, question))
+    warnings = (unseen_warning(adapter, survey, question), option_count_warning(adapter, question))
     return [warning for warning in warnings if warning]
 
 

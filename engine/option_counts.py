@@ -8,7 +8,8 @@ Focus group page, `focusgroup simulate`), an adapter that never trained on a que
 this many options says so.
 
 The counts come from the adapter's manifest (`option_counts`, written by `focusgroup train`
-since it was added), or, for a manifest without them, from the surveys it lists: every
+since it was added, and carried by both shipped adapters' manifests, so a simulation loads no
+other survey to check), or, for a manifest without them, from the surveys it lists: every
 question of a trained survey except its held-out ones. `load` finds a survey by id (default:
 `engine.surveys.load_survey`); a survey that cannot be loaded leaves the counts unknown, and
 an unknown count warns of nothing (the bare model trained on nothing, so the other
@@ -20,7 +21,7 @@ training warnings speak for it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from engine.errors import FocusgroupError
@@ -67,7 +68,7 @@ def trained_option_counts(adapter: str | Path | None, load: Callable | None = No
     return surveys_option_counts(trained_surveys(manifest), load)
 
 
-def describe_counts(counts: set[int]) -> str:
+def describe_counts(counts: Collection[int]) -> str:
     """3 -> "3"; {2, 3, 5} -> "2, 3 and 5"."""
     shown = [str(count) for count in sorted(counts)]
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
@@ -79,8 +80,9 @@ def option_count_warning(adapter: str | Path | None, question, load: Callable | 
     return count_warning(adapter, trained_option_counts(adapter, load), len(question.options))
 
 
-def count_warning(adapter: str | Path | None, counts: set[int] | None, options: int) -> str | None:
-    """`option_count_warning` for counts already read (`trained_option_counts`)."""
+def count_warning(adapter: str | Path | None, counts: Collection[int] | None, options: int) -> str | None:
+    """`option_count_warning` for counts already read (`trained_option_counts`, as a set or
+    the dashboard's cached tuple)."""
     if adapter is None or counts is None or options in counts:
         return None
     return (f"The adapter {Path(adapter).name} never trained on a question with {options} options (it saw "

@@ -43,6 +43,18 @@ def test_the_general_adapter_saw_the_common_scale_lengths():
     assert f"with {unseen} options" in option_count_warning(adapter, new_question(EV, labels(unseen)))
 
 
+@pytest.mark.parametrize("name", ["gss2018-smollm2", "general-smollm2"])
+def test_the_shipped_manifests_list_the_counts_of_the_questions_they_trained_on(name):
+    """The shipped manifests carry `option_counts` (so `simulate` loads no other survey to
+    warn), equal to what their surveys give without the held-out questions."""
+    from engine.models import read_manifest, trained_surveys
+    from engine.option_counts import surveys_option_counts
+    from engine.surveys import load_survey
+
+    manifest = read_manifest(SHIPPED / name)
+    assert manifest_option_counts(manifest) == surveys_option_counts(trained_surveys(manifest), load_survey)
+
+
 def test_the_manifest_counts_win_over_the_surveys(tmp_path):
     adapter = adapter_with(tmp_path, {"survey": "gss2018", "option_counts": [4, 5]})
     assert trained_option_counts(adapter, load=pytest.fail) == {4, 5}

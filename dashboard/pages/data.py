@@ -88,9 +88,10 @@ st.caption(f"**{survey.title}**: {survey.n_respondents:,} respondents, {len(surv
 browse, upload, mapper = st.tabs(["Browse", "Load your own survey", "Map your own export"])
 
 with browse:
-    question_id = st.selectbox("Question", [q.id for q in survey.questions], key=f"data_q_{survey.id}",
+    question_ids = [q.id for q in survey.questions]
+    question_id = st.selectbox("Question", question_ids, key=f"data_q_{survey.id}",
                                format_func=state.question_labeler(survey),
-                               help=state.question_id_help(f"data_q_{survey.id}", [q.id for q in survey.questions]))
+                               help=state.question_id_help(f"data_q_{survey.id}", question_ids))
     question = survey.question(question_id)
     st.markdown(f"**{question.text}**  \n*{question.type}*: {' | '.join(question.labels)}")
     field = st.selectbox("Break down by", [f.name for f in survey.fields], key=f"data_f_{survey.id}",

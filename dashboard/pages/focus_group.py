@@ -226,7 +226,7 @@ with results:
                       else "is not among the answers this model was trained on")
             st.info(f"**{question.id} {reason}.** {UNSEEN_ADVICE}")
     counts = resources.adapter_option_counts(request["adapter"])
-    scale_note = count_warning(request["adapter"], counts and set(counts), len(question.options))
+    scale_note = count_warning(request["adapter"], counts, len(question.options))
     if scale_note:
         st.warning(scale_note)
     if gaps.alarm:

@@ -134,6 +134,11 @@ def existing_spec(root: Path) -> list[str]:
     return ["import", str(root / "export.csv")]
 
 
+def banner_into_a_folder(root: Path) -> list[str]:
+    (root / "x.xlsx").mkdir()
+    return [*BANNER, "--fields", "sex", "--xlsx", str(root / "x.xlsx")]
+
+
 CHOICES = [
     ("vllm backend on the tiny model", args("simulate", *QUICK, "--model", "tiny", "--backend", "vllm"),
      "--backend vllm serves real weights"),
@@ -145,8 +150,7 @@ CHOICES = [
      "natfoo"),
     ("banner workbook named .csv", lambda root: [*BANNER, "--fields", "sex", "--xlsx", str(root / "banner.csv")],
      "must end in .xlsx"),
-    ("banner workbook that is a folder", lambda root: [*BANNER, "--fields", "sex", "--xlsx", str(root / "x.xlsx")]
-     if (root / "x.xlsx").mkdir() is None else [], "is a folder"),
+    ("banner workbook that is a folder", banner_into_a_folder, "is a folder"),
     ("import over an existing spec", existing_spec, "already exists; pass --force"),
     ("import to a spec that is not .toml", lambda root: [*existing_spec(root), "--out", str(root / "spec.txt")],
      "must end in .toml"),
